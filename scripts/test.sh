@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# skiff's test command: builds the offline test images and runs every test.
+#
+#   scripts/test.sh [CARGO_TEST_ARGS...] [-- TEST_BINARY_ARGS...]
+#
+# e.g. `scripts/test.sh create_` (filter), `scripts/test.sh --lib`,
+#      `scripts/test.sh -- --nocapture`.
+#
+# Integration tests start real node containers from the image named by
+# SKIFF_TEST_IMAGE (and load balancers from SKIFF_TEST_LB_IMAGE). Both are
+# built here from Debian packages (scripts/build-test-*-image.sh) because no
+# registry can be reached; set either variable beforehand to test with another
+# image instead. After the run, any container or network labelled
+# io.skiff.cluster that appeared during the run is reported as leaked, removed,
+# and fails the run.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+log() { echo "test.sh: $*" >&2; }
+
+scripts/ensure-docker.sh
+
+if [[ -z "${SKIFF_TEST_IMAGE:-}" ]]; then
+	SKIFF_TEST_IMAGE="$(scripts/build-test-node-image.sh | tail -n 1)"
+fi
+if [[ -z "${SKIFF_TEST_LB_IMAGE:-}" ]]; then
+	SKIFF_TEST_LB_IMAGE="$(scripts/build-test-lb-image.sh | tail -n 1)"
+fi
+export SKIFF_TEST_IMAGE SKIFF_TEST_LB_IMAGE
+log "SKIFF_TEST_IMAGE=$SKIFF_TEST_IMAGE"
+log "SKIFF_TEST_LB_IMAGE=$SKIFF_TEST_LB_IMAGE"
+
+# Split our arguments: before `--` for cargo, after it for the test binaries.
+cargo_args=()
+harness_args=()
+while [[ $# -gt 0 ]]; do
+	if [[ "$1" == "--" ]]; then
+		shift
+		harness_args=("$@")
+		break
+	fi
+	cargo_args+=("$1")
+	shift
+done
+
+# Only resources created during this run count as leaks: a developer may have
+# real skiff clusters running on the same engine.
+skiff_resources() {
+	docker ps -aq --no-trunc --filter label=io.skiff.cluster | sed 's/^/container /'
+	docker network ls -q --no-trunc --filter label=io.skiff.cluster | sed 's/^/network /'
+}
+before="$(skiff_resources | sort)"
+
+status=0
+cargo test --all-targets "${cargo_args[@]}" -- --test-threads=4 "${harness_args[@]}" || status=$?
+
+leaked="$(comm -13 <(echo "$before") <(skiff_resources | sort) | grep -v '^$' || true)"
+if [[ -n "$leaked" ]]; then
+	log "ERROR: the tests left skiff resources behind (label io.skiff.cluster); removing them:"
+	# Containers first: a network in use cannot be removed.
+	while read -r kind id; do
+		[[ "$kind" == container ]] || continue
+		docker ps -a --filter "id=$id" \
+			--format '  container {{.Names}} (cluster {{.Label "io.skiff.cluster"}}, {{.Status}})' >&2
+		docker rm -f -v "$id" >/dev/null 2>&1 || true
+	done <<<"$leaked"
+	while read -r kind id; do
+		[[ "$kind" == network ]] || continue
+		docker network ls --filter "id=$id" \
+			--format '  network {{.Name}} (cluster {{.Label "io.skiff.cluster"}})' >&2
+		docker network rm "$id" >/dev/null 2>&1 || true
+	done <<<"$leaked"
+	[[ $status -ne 0 ]] || status=1
+fi
+
+exit "$status"

@@ -1,0 +1,278 @@
+//! `skiff create`: plan, then run a short pipeline of named steps.
+//!
+//! The steps share one [`Context`]. Every resource a step makes carries the
+//! run's `io.skiff.create-id` label, so undoing any prefix of the pipeline is
+//! one sweep over that label: it removes exactly what this run made (even a
+//! container whose create request was cut off by Ctrl-C mid-flight) and never
+//! what a concurrent run of the same name made.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use ipnet::IpNet;
+
+use crate::config::Cluster;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::node::{EngineTraits, Privileges};
+use crate::plan::{self, Facts, Plan, labels};
+use crate::ui::{Step, Ui};
+
+use super::ClusterError;
+
+/// Options of `skiff create` beyond the configuration.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// How long to wait for the cluster to be ready.
+    pub wait: Duration,
+    /// Keep what was created when a step fails, for debugging.
+    pub retain: bool,
+}
+
+/// What the steps share.
+pub struct Context {
+    pub engine: Engine,
+    pub ui: Ui,
+    pub config: Cluster,
+    pub plan: Plan,
+    /// The facts the plan was built from; a step may re-plan with new ones.
+    pub facts: Facts,
+    pub options: CreateOptions,
+    pub traits: EngineTraits,
+    /// Decided by the node step: privileged, or the capability fallback.
+    pub privileges: Privileges,
+    /// Proxy variables for the nodes.
+    pub proxy_env: Vec<String>,
+}
+
+/// One named step of the pipeline.
+pub struct StepDef {
+    pub name: &'static str,
+    /// The step's body; `progress` is its spinner, for status updates.
+    pub run: for<'a> fn(&'a mut Context, &'a Step) -> BoxFuture<'a, Result<()>>,
+}
+
+/// Decides the facts a plan needs from the engine and the host: a free
+/// subnet, a free API port, the creation time. Reads only; changes nothing.
+pub async fn plan(engine: &Engine, config: &Cluster, create_id: &str) -> Result<(Plan, Facts)> {
+    let subnet = match config.networking.subnet {
+        Some(subnet) => subnet,
+        None => plan::choose_subnet(&taken_subnets(engine).await?)?,
+    };
+    let address = config.networking.api_server_address;
+    let api_port = match config.networking.api_server_port {
+        0 => plan::pick_port(address, &reserved_ports(engine).await?)?,
+        port => {
+            plan::check_port_free(address, port)?;
+            port
+        }
+    };
+    let facts = Facts {
+        subnet,
+        api_port,
+        created_at: now_rfc3339(),
+        create_id: create_id.to_string(),
+    };
+    Ok((plan::build(config, &facts)?, facts))
+}
+
+/// Subnets in use: every Docker network's, and the host's routes when the
+/// engine runs on this host (a remote engine's routes are not ours to read).
+pub async fn taken_subnets(engine: &Engine) -> Result<Vec<IpNet>> {
+    let mut taken: Vec<IpNet> = engine
+        .network_subnets()
+        .await?
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    if engine.endpoint().host.starts_with("unix://") {
+        if let Ok(text) = std::fs::read_to_string("/proc/net/route") {
+            taken.extend(plan::parse_proc_routes(&text));
+        }
+    }
+    Ok(taken)
+}
+
+/// API ports recorded by every skiff cluster, running or stopped.
+async fn reserved_ports(engine: &Engine) -> Result<HashSet<u16>> {
+    let containers = engine.containers_with_labels(&[labels::API_PORT.to_string()]).await?;
+    Ok(containers
+        .iter()
+        .filter_map(|c| c.labels.as_ref()?.get(labels::API_PORT)?.parse().ok())
+        .collect())
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A fresh ID for one create run: time and PID make it unique on this host,
+/// which is where concurrent runs can collide.
+pub fn new_create_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}-{:x}", nanos, std::process::id())
+}
+
+/// Fails when a cluster of that name exists already.
+pub async fn ensure_absent(engine: &Engine, name: &str) -> Result<()> {
+    let filter = format!("{}={name}", labels::CLUSTER);
+    if !engine.containers_with_labels(&[filter]).await?.is_empty()
+        || engine.network_exists(&plan::network_name(name)).await?
+    {
+        return Err(ClusterError::AlreadyExists { name: name.to_string() }.into());
+    }
+    Ok(())
+}
+
+/// Runs the steps in order; stops at the first failure.
+pub async fn run_pipeline(ctx: &mut Context, steps: &[StepDef]) -> Result<()> {
+    for step in steps {
+        let progress = ctx.ui.step(step.name);
+        match (step.run)(ctx, &progress).await {
+            Ok(()) => progress.done(),
+            Err(e) => {
+                progress.fail();
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes everything this run created: containers first (a network with
+/// endpoints cannot be removed), then networks.
+pub async fn rollback(engine: &Engine, create_id: &str) -> Result<()> {
+    let label = format!("{}={create_id}", labels::CREATE_ID);
+    let containers = engine.containers_with_labels(std::slice::from_ref(&label)).await?;
+    let removals = containers
+        .iter()
+        .filter_map(|c| c.id.as_deref())
+        .map(|id| engine.remove_container(id));
+    for result in futures::future::join_all(removals).await {
+        result?;
+    }
+    for (id, _) in engine.networks_with_label(&label).await? {
+        engine.remove_network(&id).await?;
+    }
+    Ok(())
+}
+
+/// Whether the engine uses cgroup v2, which decides the cgroup namespace mode.
+pub async fn engine_traits(engine: &Engine) -> Result<EngineTraits> {
+    let info = engine
+        .docker()
+        .info()
+        .await
+        .map_err(|e| engine.wrap("read engine info", e))?;
+    let cgroup_v2 = info.cgroup_version.map(|v| v.to_string() == "2").unwrap_or(false);
+    Ok(EngineTraits { cgroup_v2 })
+}
+
+/// Proxy settings from the environment, with the cluster's own ranges exempt.
+pub fn proxy_env_for(plan: &Plan, config: &Cluster) -> Vec<String> {
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let mut exempt = vec![plan.network.subnet.to_string()];
+    exempt.extend(config.networking.pod_subnet.split(',').map(str::to_string));
+    exempt.extend(config.networking.service_subnet.split(',').map(str::to_string));
+    exempt.extend(plan.nodes.iter().map(|n| n.name.clone()));
+    exempt.extend(["localhost".into(), "127.0.0.1".into(), ".svc".into(), ".cluster.local".into()]);
+    crate::node::proxy_env(&vars, &exempt)
+}
+
+/// Labels for the cluster network.
+pub fn network_labels(plan: &Plan) -> HashMap<String, String> {
+    plan.nodes
+        .first()
+        .map(|n| {
+            n.labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != labels::ROLE)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Wraps a step failure from the engine with the step's context.
+pub fn step_error(step: &str, e: impl std::fmt::Display) -> Error {
+    Error::Cluster(ClusterError::Failed(format!("{step}: {e}")))
+}
+
+/// Creates a cluster: plan, pipeline, and on any failure or Ctrl-C a
+/// rollback of everything this run made (unless `retain`).
+pub async fn create(
+    engine: &Engine,
+    ui: &Ui,
+    config: Cluster,
+    options: CreateOptions,
+    steps: &[StepDef],
+) -> Result<Plan> {
+    ensure_absent(engine, &config.name).await?;
+    let create_id = new_create_id();
+    let (plan, facts) = plan(engine, &config, &create_id).await?;
+    let traits = engine_traits(engine).await?;
+    let proxy_env = proxy_env_for(&plan, &config);
+    let retain = options.retain;
+    let mut ctx = Context {
+        engine: engine.clone(),
+        ui: ui.clone(),
+        config,
+        plan,
+        facts,
+        options,
+        traits,
+        privileges: Privileges::Privileged,
+        proxy_env,
+    };
+    let outcome = tokio::select! {
+        result = run_pipeline(&mut ctx, steps) => result,
+        _ = interrupted() => Err(Error::Interrupted),
+    };
+    match outcome {
+        Ok(()) => Ok(ctx.plan),
+        Err(e) if retain => {
+            ui.warn(format!(
+                "--retain: keeping the nodes of {:?} for debugging; remove them with `skiff delete {}`",
+                ctx.plan.cluster, ctx.plan.cluster
+            ));
+            Err(e)
+        }
+        Err(e) => {
+            let cleanup = ui.step("Remove what was created");
+            match rollback(engine, &create_id).await {
+                Ok(()) => cleanup.done(),
+                Err(cleanup_error) => {
+                    cleanup.fail();
+                    ui.warn(format!("cleanup failed: {cleanup_error}; run `skiff delete {}`", ctx.plan.cluster));
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (CI runners cancel jobs with SIGTERM).
+pub async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

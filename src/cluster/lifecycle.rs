@@ -1,0 +1,131 @@
+//! `delete`, `stop` and `start`: operations on existing clusters, driven by labels.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::plan::{NodeRole, labels};
+use crate::ui::Ui;
+
+use super::{ClusterError, ClusterInfo, inventory};
+
+/// How long systemd gets to shut a node down before Docker kills it.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Deletes a cluster's containers (with their anonymous volumes) and
+/// networks. A missing cluster is not an error: delete is idempotent.
+/// Returns whether anything was there.
+pub async fn delete(engine: &Engine, name: &str) -> Result<bool> {
+    let label = format!("{}={name}", labels::CLUSTER);
+    let containers = engine.containers_with_labels(std::slice::from_ref(&label)).await?;
+    let removals = containers.iter().filter_map(|c| c.id.as_deref()).map(|id| engine.remove_container(id));
+    for result in join_all(removals).await {
+        result?;
+    }
+    let networks = engine.networks_with_label(&label).await?;
+    for (id, _) in &networks {
+        engine.remove_network(id).await?;
+    }
+    Ok(!containers.is_empty() || !networks.is_empty())
+}
+
+/// Names of every skiff cluster, including ones whose containers are gone
+/// but whose network remains (a crashed create).
+pub async fn all_names(engine: &Engine) -> Result<Vec<String>> {
+    let mut names: Vec<String> = inventory(engine, None).await?.into_iter().map(|c| c.name).collect();
+    for (_, network) in engine.networks_with_label(labels::CLUSTER).await? {
+        if let Some(name) = network.strip_prefix("skiff-") {
+            names.push(name.to_string());
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Looks up one cluster or fails with a hint.
+pub async fn find(engine: &Engine, name: &str) -> Result<ClusterInfo> {
+    inventory(engine, Some(name))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ClusterError::NotFound { name: name.to_string() }.into())
+}
+
+/// Stops every node gracefully: workers first, so workloads are not
+/// rescheduled in a panic while the control plane is still up, then the
+/// control planes, then the load balancer.
+pub async fn stop(engine: &Engine, ui: &Ui, name: &str) -> Result<()> {
+    let cluster = find(engine, name).await?;
+    for role in [NodeRole::Worker, NodeRole::ControlPlane, NodeRole::LoadBalancer] {
+        let nodes: Vec<&str> = cluster.nodes_with_role(role).map(|n| n.name.as_str()).collect();
+        if nodes.is_empty() {
+            continue;
+        }
+        let step = ui.step(&format!("Stop {}", plural(role, nodes.len())));
+        let stops = nodes.iter().map(|n| engine.stop_container(n, STOP_TIMEOUT));
+        for result in join_all(stops).await {
+            if let Err(e) = result {
+                step.fail();
+                return Err(e.into());
+            }
+        }
+        step.done();
+    }
+    Ok(())
+}
+
+/// Starts a stopped cluster: load balancer and control planes first (the
+/// workers' kubelets need an API server to talk to), then workers, then
+/// waits until every node is up.
+pub async fn start(engine: &Engine, ui: &Ui, name: &str, wait: Duration) -> Result<()> {
+    let cluster = find(engine, name).await?;
+    for roles in [&[NodeRole::LoadBalancer, NodeRole::ControlPlane][..], &[NodeRole::Worker][..]] {
+        let nodes: Vec<&str> = cluster
+            .nodes
+            .iter()
+            .filter(|n| roles.contains(&n.role) && n.state != "running")
+            .map(|n| n.name.as_str())
+            .collect();
+        if nodes.is_empty() {
+            continue;
+        }
+        let step = ui.step(&format!("Start {}", nodes.join(", ")));
+        let starts = nodes.iter().map(|n| engine.start_container(n));
+        for result in join_all(starts).await {
+            if let Err(e) = result {
+                step.fail();
+                return Err(e.into());
+            }
+        }
+        step.done();
+    }
+    let nodes: Vec<String> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.role != NodeRole::LoadBalancer)
+        .map(|n| n.name.clone())
+        .collect();
+    let step = ui.step("Wait for nodes to boot");
+    match super::boot::wait_all(engine, &nodes, wait, &step).await {
+        Ok(()) => {
+            step.done();
+            Ok(())
+        }
+        Err(e) => {
+            step.fail();
+            Err(e.into())
+        }
+    }
+}
+
+fn plural(role: NodeRole, n: usize) -> String {
+    let noun = match role {
+        NodeRole::Worker => "worker",
+        NodeRole::ControlPlane => "control plane",
+        NodeRole::LoadBalancer => "load balancer",
+    };
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}

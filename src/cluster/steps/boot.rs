@@ -1,0 +1,24 @@
+//! Step: wait until systemd has booted and containerd answers on every node.
+
+use futures::future::BoxFuture;
+
+use crate::cluster::boot::wait_all;
+use crate::cluster::create::{Context, StepDef};
+use crate::error::Result;
+use crate::plan::NodeRole;
+use crate::ui::Step;
+
+pub const STEP: StepDef = StepDef { name: "Wait for nodes to boot", run };
+
+fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        let nodes: Vec<String> = ctx
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.role != NodeRole::LoadBalancer)
+            .map(|n| n.name.clone())
+            .collect();
+        Ok(wait_all(&ctx.engine, &nodes, ctx.options.wait, progress).await?)
+    })
+}

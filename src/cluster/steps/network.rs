@@ -1,0 +1,49 @@
+//! Step: create the cluster's own bridge network with its fixed subnet.
+
+use futures::future::BoxFuture;
+
+use crate::cluster::ClusterError;
+use crate::cluster::create::{Context, StepDef, network_labels, taken_subnets};
+use crate::error::Result;
+use crate::plan;
+use crate::ui::Step;
+
+pub const STEP: StepDef = StepDef { name: "Create network", run };
+
+/// How often a subnet chosen concurrently by another create is re-chosen.
+const SUBNET_ATTEMPTS: usize = 5;
+
+fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        for attempt in 1..=SUBNET_ATTEMPTS {
+            let network = &ctx.plan.network;
+            let result = ctx
+                .engine
+                .create_network(
+                    &network.name,
+                    &network.subnet.to_string(),
+                    &network.gateway.to_string(),
+                    network_labels(&ctx.plan),
+                )
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            // Newer engines refuse duplicate names: another create of the
+            // same cluster got here first.
+            if err.is_conflict() {
+                return Err(ClusterError::CreateRace { name: ctx.plan.cluster.clone() }.into());
+            }
+            // Another create (of another cluster) took the same free subnet
+            // between our look and our create: choose again and re-plan.
+            let overlap = err.to_string().contains("overlaps");
+            if !overlap || ctx.config.networking.subnet.is_some() || attempt == SUBNET_ATTEMPTS {
+                return Err(err.into());
+            }
+            ctx.facts.subnet = plan::choose_subnet(&taken_subnets(&ctx.engine).await?)?;
+            ctx.plan = plan::build(&ctx.config, &ctx.facts)?;
+        }
+        unreachable!("the last attempt returns")
+    })
+}

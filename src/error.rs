@@ -1,0 +1,62 @@
+//! The crate's error type and its mapping to exit codes.
+//!
+//! Every module has its own typed error; [`Error`] gathers them so the CLI can
+//! print one clear line, a hint, and exit with a documented code:
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0    | success |
+//! | 1    | failure (engine, cluster, bootstrap, I/O) |
+//! | 2    | usage error or invalid configuration; nothing was changed |
+//! | 130  | interrupted (Ctrl-C); everything created so far was removed |
+
+use crate::cluster::ClusterError;
+use crate::config::ConfigError;
+use crate::engine::EngineError;
+use crate::plan::PlanError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{message}")]
+    Other { message: String, hint: Option<String> },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Usage(_) => 2,
+            Error::Interrupted => 130,
+            _ => 1,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Config(e) => e.hint(),
+            Error::Engine(e) => e.hint(),
+            Error::Plan(e) => e.hint(),
+            Error::Cluster(e) => e.hint(),
+            Error::Usage(_) => Some("see `skiff --help`".into()),
+            Error::Interrupted => None,
+            Error::Other { hint, .. } => hint.clone(),
+        }
+    }
+
+    pub fn other(message: impl Into<String>, hint: Option<String>) -> Error {
+        Error::Other { message: message.into(), hint }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,24 @@
+//! skiff: local multi-node Kubernetes clusters in your own container engine.
+//!
+//! A cluster is a private Docker network plus one container per node, each
+//! running systemd and containerd from a node image that follows the
+//! kindest/node contract. The crate is organised one module per concept:
+//!
+//! - [`cli`]: argument parsing and dispatch (the only module that prints results);
+//! - [`config`]: the configuration model, parsing and validation (pure);
+//! - [`plan`]: names, addresses, ports and labels decided before anything is made (pure);
+//! - [`engine`]: the typed bollard wrapper, the only code that talks to Docker;
+//! - [`node`]: how a node container is set up, and why (pure);
+//! - [`cluster`]: the lifecycle, with `create` as a pipeline of named steps;
+//! - [`ui`]: progress on stderr;
+//! - [`error`]: the error type and exit codes.
+
+pub mod cli;
+pub mod cluster;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod kubeconfig;
+pub mod node;
+pub mod plan;
+pub mod ui;
