@@ -52,6 +52,9 @@ impl Engine {
         for attempt in 1..=PULL_ATTEMPTS {
             match self.pull_once(image, on_progress).await {
                 Ok(()) => return Ok(()),
+                Err(reason) if is_permanent(&reason) => {
+                    return Err(EngineError::ImageUnavailable { image: image.to_string(), reason });
+                }
                 Err(reason) => last = reason,
             }
             if attempt < PULL_ATTEMPTS {
@@ -87,4 +90,12 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Failures no retry can fix: no registry reachable at all (offline, air
+/// gapped), or a registry that says the image does not exist.
+fn is_permanent(reason: &str) -> bool {
+    ["no such host", "not found", "manifest unknown", "unauthorized", "denied"]
+        .iter()
+        .any(|p| reason.contains(p))
 }

@@ -15,6 +15,7 @@ const SUBNET_ATTEMPTS: usize = 5;
 
 fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
+        let mut rejected = Vec::new();
         for attempt in 1..=SUBNET_ATTEMPTS {
             let network = &ctx.plan.network;
             let result = ctx
@@ -41,7 +42,13 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
             if !overlap || ctx.config.networking.subnet.is_some() || attempt == SUBNET_ATTEMPTS {
                 return Err(err.into());
             }
-            ctx.facts.subnet = plan::choose_subnet(&taken_subnets(&ctx.engine).await?)?;
+            // The other network may not be listed yet: remember the subnet
+            // the engine refused and give the other create a moment.
+            rejected.push(ctx.facts.subnet);
+            tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
+            let mut taken = taken_subnets(&ctx.engine).await?;
+            taken.extend(rejected.iter().copied());
+            ctx.facts.subnet = plan::choose_subnet(&taken)?;
             ctx.plan = plan::build(&ctx.config, &ctx.facts)?;
         }
         unreachable!("the last attempt returns")

@@ -131,7 +131,7 @@ done
 grep CapBnd /proc/1/status"#;
     let image = ctx.plan.nodes.iter().map(|n| n.image.as_str()).find(|i| !i.is_empty());
     let image = image.ok_or_else(|| step_error("probe capabilities", "no node image"))?;
-    let name = format!("{}-capability-probe", ctx.plan.cluster);
+    let name = format!("skiff-capability-probe-{}", ctx.facts.create_id);
     let mut probe_labels: HashMap<String, String> = HashMap::new();
     probe_labels.insert(labels::CREATE_ID.into(), ctx.facts.create_id.clone());
     let body = ContainerCreateBody {
