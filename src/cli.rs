@@ -118,6 +118,10 @@ pub struct CreateArgs {
     /// Keep the nodes when creation fails, for debugging.
     #[arg(long)]
     pub retain: bool,
+    /// Kubeconfig file to write [default: the first existing file in
+    /// $KUBECONFIG (the last if none exists), else ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -315,7 +319,11 @@ async fn run_create(args: CreateArgs, engine_host: Option<String>, ui: &Ui) -> R
         print_plan(&plan, args.output);
         return Ok(());
     }
-    let options = create::CreateOptions { wait: args.wait, retain: args.retain };
+    let options = create::CreateOptions {
+        wait: args.wait,
+        retain: args.retain,
+        kubeconfig: args.kubeconfig.clone(),
+    };
     let steps = cluster::create_steps();
     let plan = create::create(&engine, ui, config, options, &steps).await?;
     match args.output {

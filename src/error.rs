@@ -25,6 +25,12 @@ pub enum Error {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Render(#[from] crate::bootstrap::render::RenderError),
+    #[error(transparent)]
+    Bootstrap(#[from] crate::bootstrap::BootstrapError),
+    #[error(transparent)]
+    Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
     #[error("{0}")]
     Usage(String),
     #[error("interrupted")]
@@ -36,7 +42,9 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::Usage(_) => 2,
+            // A render error is a configuration problem (a bad patch, a
+            // setting the node's Kubernetes version does not support).
+            Error::Config(_) | Error::Usage(_) | Error::Render(_) => 2,
             Error::Interrupted => 130,
             _ => 1,
         }
@@ -48,6 +56,9 @@ impl Error {
             Error::Engine(e) => e.hint(),
             Error::Plan(e) => e.hint(),
             Error::Cluster(e) => e.hint(),
+            Error::Render(e) => Some(e.hint().to_string()),
+            Error::Bootstrap(e) => e.hint(),
+            Error::Kubeconfig(e) => e.hint(),
             Error::Usage(_) => Some("see `skiff --help`".into()),
             Error::Interrupted => None,
             Error::Other { hint, .. } => hint.clone(),

@@ -13,6 +13,7 @@
 //! - [`ui`]: progress on stderr;
 //! - [`error`]: the error type and exit codes.
 
+pub mod bootstrap;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -162,6 +162,8 @@ pub struct Facts {
     /// RFC 3339 creation time.
     pub created_at: String,
     pub create_id: String,
+    /// Image of the load balancer, when the cluster needs one.
+    pub lb_image: String,
 }
 
 /// Container name of the i-th (0-based) node of a role: `dev-control-plane`, `dev-worker2`, ….
@@ -216,7 +218,7 @@ pub fn build(cfg: &Cluster, facts: &Facts) -> Result<Plan, PlanError> {
         nodes.push(NodePlan {
             name: node_name(&cfg.name, NodeRole::LoadBalancer, 0),
             role: NodeRole::LoadBalancer,
-            image: String::new(), // filled in by the bootstrap, which owns the LB image
+            image: facts.lb_image.clone(),
             ip: next_ip(count)?,
             labels: common(NodeRole::LoadBalancer),
             kubernetes_labels: BTreeMap::new(),
@@ -403,6 +405,7 @@ mod tests {
             api_port: 40123,
             created_at: "2026-11-21T00:00:00Z".into(),
             create_id: "abc".into(),
+            lb_image: "lb:1".into(),
         }
     }
 
@@ -458,6 +461,7 @@ mod tests {
         let plan = build(&cluster(3, 0), &facts()).unwrap();
         assert_eq!(plan.nodes[0].role, NodeRole::LoadBalancer);
         assert_eq!(plan.nodes[0].name, "demo-lb");
+        assert_eq!(plan.nodes[0].image, "lb:1");
         assert_eq!(plan.nodes[0].ports[0].container_port, 6443);
         assert!(plan.nodes[1..].iter().all(|n| n.ports.is_empty()));
         assert_eq!(plan.api_server.node, "demo-lb");

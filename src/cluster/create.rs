@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use ipnet::IpNet;
 
+use crate::bootstrap::version::Version;
 use crate::config::Cluster;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -28,6 +29,8 @@ pub struct CreateOptions {
     pub wait: Duration,
     /// Keep what was created when a step fails, for debugging.
     pub retain: bool,
+    /// `--kubeconfig`: the file to write instead of kubectl's default.
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 /// What the steps share.
@@ -44,11 +47,15 @@ pub struct Context {
     pub privileges: Privileges,
     /// Proxy variables for the nodes.
     pub proxy_env: Vec<String>,
+    /// The kubeconfig file written, so a later failure can take it back.
+    pub kubeconfig_written: Option<std::path::PathBuf>,
 }
 
 /// One named step of the pipeline.
 pub struct StepDef {
     pub name: &'static str,
+    /// Whether the step has anything to do for this cluster.
+    pub applies: fn(&Context) -> bool,
     /// The step's body; `progress` is its spinner, for status updates.
     pub run: for<'a> fn(&'a mut Context, &'a Step) -> BoxFuture<'a, Result<()>>,
 }
@@ -73,8 +80,29 @@ pub async fn plan(engine: &Engine, config: &Cluster, create_id: &str) -> Result<
         api_port,
         created_at: now_rfc3339(),
         create_id: create_id.to_string(),
+        lb_image: crate::bootstrap::lb_image(),
     };
-    Ok((plan::build(config, &facts)?, facts))
+    let mut plan = plan::build(config, &facts)?;
+    let version = kubernetes_version(engine, config).await?;
+    crate::bootstrap::render_files(config, &mut plan, version)?;
+    Ok((plan, facts))
+}
+
+/// The Kubernetes version of the first control plane's image. The image
+/// must be present to read it, so a missing one is pulled first.
+async fn kubernetes_version(engine: &Engine, config: &Cluster) -> Result<Version> {
+    let image = config
+        .control_planes()
+        .next()
+        .map(|n| config.node_image(n))
+        .unwrap_or(crate::config::DEFAULT_NODE_IMAGE);
+    if let Some(version) = crate::bootstrap::version_from_reference(image) {
+        return Ok(version);
+    }
+    if !engine.image_present(image).await? {
+        engine.pull_image(image, &|_| {}).await?;
+    }
+    crate::bootstrap::image_version(engine, image).await
 }
 
 /// Subnets in use: every Docker network's, and the host's routes when the
@@ -130,9 +158,17 @@ pub async fn ensure_absent(engine: &Engine, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs the steps in order; stops at the first failure.
+/// For steps that always apply.
+pub fn always(_: &Context) -> bool {
+    true
+}
+
+/// Runs the steps that apply, in order; stops at the first failure.
 pub async fn run_pipeline(ctx: &mut Context, steps: &[StepDef]) -> Result<()> {
     for step in steps {
+        if !(step.applies)(ctx) {
+            continue;
+        }
         let progress = ctx.ui.step(step.name);
         match (step.run)(ctx, &progress).await {
             Ok(()) => progress.done(),
@@ -229,6 +265,7 @@ pub async fn create(
         traits,
         privileges: Privileges::Privileged,
         proxy_env,
+        kubeconfig_written: None,
     };
     let outcome = tokio::select! {
         result = run_pipeline(&mut ctx, steps) => result,

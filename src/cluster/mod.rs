@@ -30,6 +30,8 @@ pub enum ClusterError {
     BootTimeout { node: String, waited: String, status: String, logs: String },
     #[error("node {node} stopped while booting (exit code {exit_code})")]
     NodeExited { node: String, exit_code: i64, logs: String },
+    #[error("cluster not ready within {waited}; still pending: {pending}")]
+    NotReady { pending: String, waited: String, logs: String },
     #[error("{0}")]
     Failed(String),
 }
@@ -50,6 +52,10 @@ impl ClusterError {
                     indent(logs)
                 ))
             }
+            ClusterError::NotReady { logs, .. } => Some(format!(
+                "the last kubelet log lines of the pending nodes:\n{}\n      wait longer with --wait, or keep the nodes with --retain to investigate",
+                indent(logs)
+            )),
             ClusterError::Failed(_) => None,
         }
     }
@@ -247,5 +253,17 @@ mod tests {
 
 /// The steps of `skiff create`, in order.
 pub fn create_steps() -> Vec<create::StepDef> {
-    steps::foundation()
+    steps::all()
+}
+
+/// The kubeconfig file skiff writes: `--kubeconfig`, else kubectl's choice.
+pub fn kubeconfig_target(explicit: Option<&std::path::Path>) -> std::path::PathBuf {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    crate::kubeconfig::target_path(explicit, std::env::var_os("KUBECONFIG").as_deref(), &home)
+}
+
+/// Every kubeconfig file that may hold a cluster's entries.
+pub fn kubeconfig_candidates(explicit: Option<&std::path::Path>) -> Vec<std::path::PathBuf> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    crate::kubeconfig::candidate_paths(explicit, std::env::var_os("KUBECONFIG").as_deref(), &home)
 }

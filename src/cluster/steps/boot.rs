@@ -3,12 +3,12 @@
 use futures::future::BoxFuture;
 
 use crate::cluster::boot::wait_all;
-use crate::cluster::create::{Context, StepDef};
+use crate::cluster::create::{Context, StepDef, always};
 use crate::error::Result;
 use crate::plan::NodeRole;
 use crate::ui::Step;
 
-pub const STEP: StepDef = StepDef { name: "Wait for nodes to boot", run };
+pub const STEP: StepDef = StepDef { name: "Wait for nodes to boot", applies: always, run };
 
 fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {

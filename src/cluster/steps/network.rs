@@ -3,12 +3,12 @@
 use futures::future::BoxFuture;
 
 use crate::cluster::ClusterError;
-use crate::cluster::create::{Context, StepDef, network_labels, taken_subnets};
+use crate::cluster::create::{Context, StepDef, always, network_labels, taken_subnets};
 use crate::error::Result;
 use crate::plan;
 use crate::ui::Step;
 
-pub const STEP: StepDef = StepDef { name: "Create network", run };
+pub const STEP: StepDef = StepDef { name: "Create network", applies: always, run };
 
 /// How often a subnet chosen concurrently by another create is re-chosen.
 const SUBNET_ATTEMPTS: usize = 5;

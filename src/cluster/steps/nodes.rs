@@ -13,14 +13,14 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use futures::future::{BoxFuture, join_all};
 
 use crate::cluster::ClusterError;
-use crate::cluster::create::{Context, StepDef, step_error};
+use crate::cluster::create::{Context, StepDef, always, step_error};
 use crate::engine::{Engine, EngineError};
 use crate::error::Result;
 use crate::node::{self, Privileges};
 use crate::plan::labels;
 use crate::ui::Step;
 
-pub const STEP: StepDef = StepDef { name: "Create nodes", run };
+pub const STEP: StepDef = StepDef { name: "Create nodes", applies: always, run };
 
 fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {

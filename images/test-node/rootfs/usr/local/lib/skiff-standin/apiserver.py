@@ -562,7 +562,6 @@ class Store:
         """Mark nodes whose kubelet stopped posting status as NotReady
         (Unknown) and taint them unreachable; lift that when they report
         again. Like kube-controller-manager's node lifecycle controller."""
-        r = self.resource_for("", "v1", "nodes")
         unreachable = [{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
                        {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]
         while True:
@@ -610,6 +609,22 @@ class Store:
 # ---------------------------------------------------------------------------
 # HTTP handling
 # ---------------------------------------------------------------------------
+def sign_csr(csr_pem, node):
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        ext = os.path.join(d, "ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                    "extendedKeyUsage=clientAuth\n")
+        p = subprocess.run(["openssl", "x509", "-req", "-CA", os.path.join(PKI, "ca.crt"), "-CAkey", os.path.join(PKI, "ca.key"),
+                            "-set_serial", "0x" + os.urandom(8).hex(), "-days", "365", "-sha256", "-extfile", ext],
+                           input=csr_pem.encode(), capture_output=True)
+        if p.returncode != 0:
+            raise HTTPError(400, "BadRequest", "invalid certificate signing request: %s" % p.stderr.decode(errors="replace").strip())
+        return p.stdout.decode()
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "skiff-standin-apiserver"
@@ -718,6 +733,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         store = self.server.store
         if path == "/skiff-standin/discovery":
             return self.send_json(200, {"resources": store.resources()})
+        if path == "/skiff-standin/sign-node-cert" and method == "POST":
+            # Stand-in for the kubelet's TLS bootstrap: CSR signed by the cluster CA.
+            req = self.parse_body()
+            node = req.get("nodeName", "")
+            if not NAME_RE.match(node or "-"):
+                raise HTTPError(422, "Invalid", "invalid node name %r" % node)
+            crt = sign_csr(req.get("csr", ""), node)
+            return self.send_json(201, {"certificate": crt})
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]

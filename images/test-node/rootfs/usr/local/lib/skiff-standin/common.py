@@ -125,6 +125,28 @@ def run_main(tool, fn, argv):
     return code
 
 
+def peek_stdin(limit=1 << 20):
+    """Whatever is already waiting on stdin (for the call record), without
+    blocking when stdin is an idle pipe or a terminal."""
+    import select
+    try:
+        if sys.stdin is None or sys.stdin.isatty():
+            return None
+        fd = sys.stdin.fileno()
+        chunks = []
+        while sum(len(c) for c in chunks) < limit:
+            r, _, _ = select.select([fd], [], [], 0)
+            if not r:
+                break
+            c = os.read(fd, 65536)
+            if not c:
+                break
+            chunks.append(c)
+        return b"".join(chunks).decode(errors="replace") if chunks else None
+    except (OSError, ValueError):
+        return None
+
+
 def read_stdin_text():
     if sys.stdin is None or sys.stdin.closed:
         return ""
