@@ -18,7 +18,13 @@ use crate::ui::{Settings, Ui};
 
 /// Local multi-node Kubernetes clusters in your own container engine.
 #[derive(Debug, Parser)]
-#[command(name = "skiff", version, about, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "skiff",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -72,6 +78,8 @@ pub enum Command {
     Stop(NameArg),
     /// Start a stopped cluster (control planes first) and wait until it is up.
     Start(StartArgs),
+    /// Print a cluster's kubeconfig, or merge it into your kubeconfig again.
+    Kubeconfig(KubeconfigArgs),
     /// Print version information.
     Version(VersionArgs),
     /// Print a shell completion script.
@@ -137,6 +145,25 @@ pub struct DeleteArgs {
     /// Delete every skiff cluster.
     #[arg(long, conflicts_with = "names")]
     pub all: bool,
+    /// Kubeconfig file to clean [default: every file in $KUBECONFIG, else ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// Cluster name [default: $SKIFF_CLUSTER, else dev].
+    pub name: Option<String>,
+    /// Use the in-network address (`https://<node>:6443`), for clients in
+    /// other containers on the cluster network.
+    #[arg(long)]
+    pub internal: bool,
+    /// Merge into the kubeconfig file (and make it current) instead of printing.
+    #[arg(long)]
+    pub merge: bool,
+    /// Kubeconfig file for --merge [default: as kubectl chooses].
+    #[arg(long, value_name = "FILE", requires = "merge")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -175,7 +202,11 @@ fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 /// The cluster name when none is given on the command line.
 fn default_name(given: Option<String>) -> Result<String> {
     let name = given
-        .or_else(|| std::env::var("SKIFF_CLUSTER").ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            std::env::var("SKIFF_CLUSTER")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or_else(|| "dev".to_string());
     config::validate_name(&name)?;
     Ok(name)
@@ -198,9 +229,10 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
                 }
                 args.names
             };
+            let kubeconfigs = cluster::kubeconfig_candidates(args.kubeconfig.as_deref());
             for name in names {
                 let step = ui.step(&format!("Delete cluster {name}"));
-                match lifecycle::delete(&engine, &name).await {
+                match lifecycle::delete(&engine, &name, &kubeconfigs).await {
                     Ok(existed) => {
                         step.done();
                         if !existed {
@@ -243,6 +275,23 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
             let name = default_name(args.name)?;
             let engine = Engine::connect(engine_host).await?;
             lifecycle::start(&engine, ui, &name, args.wait).await
+        }
+        Command::Kubeconfig(args) => {
+            let name = default_name(args.name)?;
+            let engine = Engine::connect(engine_host).await?;
+            let text = lifecycle::kubeconfig(&engine, &name, args.internal).await?;
+            if args.merge {
+                let target = cluster::kubeconfig_target(args.kubeconfig.as_deref());
+                crate::kubeconfig::merge_into_file(&target, &text, true)?;
+                ui.info(format!(
+                    "merged context {} into {}",
+                    crate::kubeconfig::context_name(&name),
+                    target.display()
+                ));
+            } else {
+                print!("{text}");
+            }
+            Ok(())
         }
         Command::Version(args) => {
             let engine = Engine::connect(engine_host).await;
@@ -304,7 +353,11 @@ fn read_config(path: &PathBuf) -> Result<(String, String)> {
 async fn run_create(args: CreateArgs, engine_host: Option<String>, ui: &Ui) -> Result<()> {
     let file = args.config.as_ref().map(read_config).transpose()?;
     let overrides = Overrides {
-        name: args.name.or_else(|| std::env::var("SKIFF_CLUSTER").ok().filter(|s| !s.is_empty())),
+        name: args.name.or_else(|| {
+            std::env::var("SKIFF_CLUSTER")
+                .ok()
+                .filter(|s| !s.is_empty())
+        }),
         image: args.image,
         control_planes: args.control_planes,
         workers: args.workers,
@@ -336,14 +389,20 @@ async fn run_create(args: CreateArgs, engine_host: Option<String>, ui: &Ui) -> R
                 plan.nodes.len(),
                 plan.api_server.url()
             );
-            println!("Status: skiff status {0}    Delete: skiff delete {0}", plan.cluster);
+            println!(
+                "Status: skiff status {0}    Delete: skiff delete {0}",
+                plan.cluster
+            );
         }
     }
     Ok(())
 }
 
 fn print_json<T: serde::Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).expect("serializable"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serializable")
+    );
 }
 
 fn print_yaml<T: serde::Serialize>(value: &T) {
@@ -360,14 +419,24 @@ fn print_plan(plan: &Plan, output: Output) {
 
 /// Human-readable plan for `--dry-run`.
 pub fn render_plan(plan: &Plan) -> String {
-    let mut out = format!("Plan for cluster {:?} (nothing will be changed)\n", plan.cluster);
+    let mut out = format!(
+        "Plan for cluster {:?} (nothing will be changed)\n",
+        plan.cluster
+    );
     out += &format!(
         "network  {} subnet {} gateway {}\n",
         plan.network.name, plan.network.subnet, plan.network.gateway
     );
-    out += &format!("api      {} (published by {})\n", plan.api_server.url(), plan.api_server.node);
+    out += &format!(
+        "api      {} (published by {})\n",
+        plan.api_server.url(),
+        plan.api_server.node
+    );
     for node in &plan.nodes {
-        out += &format!("node     {} role={} ip={} image={}\n", node.name, node.role, node.ip, node.image);
+        out += &format!(
+            "node     {} role={} ip={} image={}\n",
+            node.name, node.role, node.ip, node.image
+        );
         for p in &node.ports {
             out += &format!(
                 "           port {}:{} -> {}/{}\n",
@@ -466,7 +535,11 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
 
 /// Builds the UI from the global flags.
 pub fn ui_for(global: &GlobalArgs) -> Ui {
-    Ui::new(Settings::resolve(global.quiet, global.verbose, global.no_color))
+    Ui::new(Settings::resolve(
+        global.quiet,
+        global.verbose,
+        global.no_color,
+    ))
 }
 
 #[cfg(test)]
@@ -487,7 +560,10 @@ mod tests {
 
     #[test]
     fn tables_align_columns() {
-        let out = table(&["A", "BB"], &[["long".into(), "x".into()], ["s".into(), "y".into()]]);
+        let out = table(
+            &["A", "BB"],
+            &[["long".into(), "x".into()], ["s".into(), "y".into()]],
+        );
         assert_eq!(out, "A     BB\nlong  x\ns     y\n");
     }
 

@@ -36,7 +36,10 @@ pub enum Error {
     #[error("interrupted")]
     Interrupted,
     #[error("{message}")]
-    Other { message: String, hint: Option<String> },
+    Other {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl Error {
@@ -66,7 +69,10 @@ impl Error {
     }
 
     pub fn other(message: impl Into<String>, hint: Option<String>) -> Error {
-        Error::Other { message: message.into(), hint }
+        Error::Other {
+            message: message.into(),
+            hint,
+        }
     }
 }
 

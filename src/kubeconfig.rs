@@ -267,6 +267,13 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
+/// Checks that an existing kubeconfig parses, naming `path` in the error:
+/// run before a cluster is created, so a corrupt file stops the create
+/// before anything exists rather than after.
+pub fn validate(text: &str, path: &Path) -> Result<(), KubeconfigError> {
+    parse(text).map(drop).map_err(|e| e.in_file(path))
+}
+
 /// Parses kubeconfig text. `Ok(None)` for a document with no content
 /// (empty, whitespace, only comments), which client-go also accepts as an
 /// empty config. Checks only the shape skiff relies on: a mapping whose

@@ -29,7 +29,12 @@ fn slow_image(secs: u32) -> String {
 
 #[test]
 fn invalid_names_are_refused_before_anything_happens() {
-    for bad in ["Upper", "1starts-with-digit", "has_underscore", &"x".repeat(41)] {
+    for bad in [
+        "Upper",
+        "1starts-with-digit",
+        "has_underscore",
+        &"x".repeat(41),
+    ] {
         let run = skiff(&["create", bad, "--image", "none", "--dry-run"]);
         assert_eq!(run.code, 2, "{bad}: {}", run.stderr);
         assert!(run.stderr.contains("error:"), "{}", run.stderr);
@@ -42,44 +47,68 @@ fn a_node_killed_while_booting_rolls_back_everything() {
     let image = slow_image(4);
     let name = unique_name("kill");
     let _guard = ClusterGuard(name.clone());
-    let mut child = skiff_cmd(&["create", &name, "--image", &image, "--workers", "1"])
+    let child = skiff_cmd(&["create", &name, "--image", &image, "--workers", "1"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let worker = format!("{name}-worker");
     assert!(
-        wait_for(Duration::from_secs(30), || docker(&["inspect", "-f", "{{.State.Running}}", &worker])
-            .stdout
-            .starts_with(b"true")),
+        wait_for(Duration::from_secs(30), || docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}}",
+            &worker
+        ])
+        .stdout
+        .starts_with(b"true")),
         "worker never started"
     );
     docker_out(&["kill", &worker]);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("node {worker} stopped while booting")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("node {worker} stopped while booting")),
+        "{stderr}"
+    );
     assert_gone(&name);
 }
 
 #[test]
 fn a_node_that_never_boots_times_out_with_its_logs() {
-    let image = derived_image("noboot", r#"["/bin/sh", "-c", "echo this-node-cannot-boot; sleep 600"]"#);
+    let image = derived_image(
+        "noboot",
+        r#"["/bin/sh", "-c", "echo this-node-cannot-boot; sleep 600"]"#,
+    );
     let name = unique_name("noboot");
     let _guard = ClusterGuard(name.clone());
     let run = skiff(&["create", &name, "--image", &image, "--wait", "3s"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("did not come up within"), "{}", run.stderr);
-    assert!(run.stderr.contains("this-node-cannot-boot"), "logs missing: {}", run.stderr);
+    assert!(
+        run.stderr.contains("did not come up within"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("this-node-cannot-boot"),
+        "logs missing: {}",
+        run.stderr
+    );
     assert_gone(&name);
 }
 
 #[test]
 fn retain_keeps_the_nodes_of_a_failed_create() {
-    let image = derived_image("noboot", r#"["/bin/sh", "-c", "echo this-node-cannot-boot; sleep 600"]"#);
+    let image = derived_image(
+        "noboot",
+        r#"["/bin/sh", "-c", "echo this-node-cannot-boot; sleep 600"]"#,
+    );
     let name = unique_name("retain");
     let _guard = ClusterGuard(name.clone());
-    let run = skiff(&["create", &name, "--image", &image, "--wait", "2s", "--retain"]);
+    let run = skiff(&[
+        "create", &name, "--image", &image, "--wait", "2s", "--retain",
+    ]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("--retain"), "{}", run.stderr);
     assert_eq!(containers_of(&name), vec![format!("{name}-control-plane")]);
@@ -93,16 +122,21 @@ fn ctrl_c_during_create_removes_everything() {
     let image = slow_image(5);
     let name = unique_name("sigint");
     let _guard = ClusterGuard(name.clone());
-    let mut child = skiff_cmd(&["create", &name, "--image", &image, "--workers", "1"])
+    let child = skiff_cmd(&["create", &name, "--image", &image, "--workers", "1"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let cp = format!("{name}-control-plane");
     assert!(
-        wait_for(Duration::from_secs(30), || docker(&["inspect", "-f", "{{.State.Running}}", &cp])
-            .stdout
-            .starts_with(b"true")),
+        wait_for(Duration::from_secs(30), || docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}}",
+            &cp
+        ])
+        .stdout
+        .starts_with(b"true")),
         "node never started"
     );
     let killed = std::process::Command::new("kill")
@@ -144,7 +178,13 @@ fn concurrent_creates_of_one_name_have_exactly_one_winner() {
         containers_of(&name),
         vec![format!("{name}-control-plane"), format!("{name}-worker")]
     );
-    let networks = docker_out(&["network", "ls", "--filter", &format!("name=^skiff-{name}$"), "-q"]);
+    let networks = docker_out(&[
+        "network",
+        "ls",
+        "--filter",
+        &format!("name=^skiff-{name}$"),
+        "-q",
+    ]);
     assert_eq!(networks.lines().count(), 1, "exactly one network");
     let status = skiff(&["status", &name, "-o", "json"]).ok().json();
     assert_eq!(status["state"], "running");
@@ -157,11 +197,16 @@ fn an_unreachable_engine_names_the_endpoint_and_the_fix() {
     let run = skiff(&["--engine-host", "unix:///nonexistent/docker.sock", "list"]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr.contains("Cannot reach Docker at unix:///nonexistent/docker.sock"),
+        run.stderr
+            .contains("Cannot reach Docker at unix:///nonexistent/docker.sock"),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("is the daemon running?"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is the daemon running?"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -171,6 +216,10 @@ fn a_missing_image_that_cannot_be_pulled_says_how_to_get_one() {
     let run = skiff(&["create", &name, "--image", "skiff-test-does-not-exist:v0"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("is not available"), "{}", run.stderr);
-    assert!(run.stderr.contains("skiff build node-image"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("skiff build node-image"),
+        "{}",
+        run.stderr
+    );
     assert_gone(&name);
 }

@@ -37,7 +37,10 @@ pub const DEFAULT_LB_IMAGE: &str = "docker.io/kindest/haproxy:v20230606-42a2262b
 
 /// The load balancer image in effect.
 pub fn lb_image() -> String {
-    std::env::var("SKIFF_LB_IMAGE").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_LB_IMAGE.to_string())
+    std::env::var("SKIFF_LB_IMAGE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_LB_IMAGE.to_string())
 }
 
 /// A failed bootstrap command, with the relevant tail of its output.
@@ -52,7 +55,11 @@ pub struct BootstrapError {
 
 impl BootstrapError {
     pub fn hint(&self) -> Option<String> {
-        let tail: String = self.tail.lines().map(|l| format!("\n        {l}")).collect();
+        let tail: String = self
+            .tail
+            .lines()
+            .map(|l| format!("\n        {l}"))
+            .collect();
         Some(format!(
             "its last output lines:{tail}\n      rerun with --retain to keep the nodes, then `docker exec -it {} journalctl -u kubelet`",
             self.node
@@ -61,7 +68,12 @@ impl BootstrapError {
 }
 
 /// Runs `cmd` in `node`; a non-zero exit becomes a [`BootstrapError`].
-pub async fn run(engine: &Engine, node: &str, what: &str, cmd: &[&str]) -> crate::error::Result<ExecOutput> {
+pub async fn run(
+    engine: &Engine,
+    node: &str,
+    what: &str,
+    cmd: &[&str],
+) -> crate::error::Result<ExecOutput> {
     run_with_input(engine, node, what, cmd, None).await
 }
 
@@ -144,8 +156,11 @@ pub fn cluster_facts(cfg: &Cluster, plan: &Plan, version: Version) -> ClusterFac
     facts.runtime_config = cfg.runtime_config.clone();
     facts.dns_search = net.dns_search.clone();
     facts.kubeadm_config_patches = cfg.kubeadm_config_patches.clone();
-    facts.kubeadm_config_patches_json6902 =
-        cfg.kubeadm_config_patches_json6902.iter().map(json6902).collect();
+    facts.kubeadm_config_patches_json6902 = cfg
+        .kubeadm_config_patches_json6902
+        .iter()
+        .map(json6902)
+        .collect();
     facts
 }
 
@@ -173,8 +188,11 @@ fn node_facts(node: &NodePlan, source: &config::Node, first: bool) -> NodeFacts 
     facts.is_first_control_plane = first;
     facts.labels = source.labels.clone();
     facts.kubeadm_config_patches = source.kubeadm_config_patches.clone();
-    facts.kubeadm_config_patches_json6902 =
-        source.kubeadm_config_patches_json6902.iter().map(json6902).collect();
+    facts.kubeadm_config_patches_json6902 = source
+        .kubeadm_config_patches_json6902
+        .iter()
+        .map(json6902)
+        .collect();
     facts
 }
 
@@ -186,7 +204,11 @@ pub fn render_files(cfg: &Cluster, plan: &mut Plan, version: Version) -> Result<
         .control_planes()
         .enumerate()
         .map(|(i, n)| ((NodeRole::ControlPlane, i), n))
-        .chain(cfg.workers().enumerate().map(|(i, n)| ((NodeRole::Worker, i), n)))
+        .chain(
+            cfg.workers()
+                .enumerate()
+                .map(|(i, n)| ((NodeRole::Worker, i), n)),
+        )
         .collect();
     let control_planes: Vec<String> = plan
         .nodes
@@ -199,7 +221,11 @@ pub fn render_files(cfg: &Cluster, plan: &mut Plan, version: Version) -> Result<
         if node.role == NodeRole::LoadBalancer {
             let ipv6 = facts.ip_family != render::IpFamily::Ipv4;
             let text = render::render_haproxy_config(&cfg.name, &control_planes, ipv6)?;
-            node.files.push(FilePlan { path: HAPROXY_CONFIG.into(), mode: 0o644, content: text });
+            node.files.push(FilePlan {
+                path: HAPROXY_CONFIG.into(),
+                mode: 0o644,
+                content: text,
+            });
             continue;
         }
         let i = index.entry(node.role).or_default();
@@ -207,7 +233,11 @@ pub fn render_files(cfg: &Cluster, plan: &mut Plan, version: Version) -> Result<
         let first = node.role == NodeRole::ControlPlane && *i == 0;
         *i += 1;
         let text = render::render_kubeadm_config(&facts, &node_facts(node, source, first))?;
-        node.files.push(FilePlan { path: KUBEADM_CONFIG.into(), mode: 0o644, content: text });
+        node.files.push(FilePlan {
+            path: KUBEADM_CONFIG.into(),
+            mode: 0o644,
+            content: text,
+        });
     }
     Ok(())
 }

@@ -133,7 +133,9 @@ pub enum PatchError {
         reason: String,
     },
 
-    #[error("kubeadmConfigPatchesJSON6902[{patch}] ({target}) is not a valid JSON 6902 patch: {reason}")]
+    #[error(
+        "kubeadmConfigPatchesJSON6902[{patch}] ({target}) is not a valid JSON 6902 patch: {reason}"
+    )]
     InvalidJson6902 {
         patch: usize,
         target: String,
@@ -318,7 +320,8 @@ fn parse_json6902(patches: &[Json6902]) -> Result<Vec<json_patch::Patch>, PatchE
                 target: p.target(),
                 reason,
             };
-            let value: Value = serde_norway::from_str(&p.patch).map_err(|e| invalid(e.to_string()))?;
+            let value: Value =
+                serde_norway::from_str(&p.patch).map_err(|e| invalid(e.to_string()))?;
             serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
         })
         .collect()
@@ -352,19 +355,24 @@ pub fn apply_kubeadm_patches(
     for doc in &mut docs {
         for patch in &merges {
             let matches = patch.kind == doc.kind
-                && patch.api_version.as_deref().is_none_or(|v| v == doc.api_version);
+                && patch
+                    .api_version
+                    .as_deref()
+                    .is_none_or(|v| v == doc.api_version);
             if !matches {
                 continue;
             }
             match kubeadm_args_shape(&doc.api_version) {
-                Some(shape) => merge_kubeadm(&mut doc.value, &patch.value, shape, "").map_err(
-                    |reason| PatchError::MergeFailed {
-                        patch: patch.index,
-                        document: patch.document,
-                        target: doc.target(),
-                        reason,
-                    },
-                )?,
+                Some(shape) => {
+                    merge_kubeadm(&mut doc.value, &patch.value, shape, "").map_err(|reason| {
+                        PatchError::MergeFailed {
+                            patch: patch.index,
+                            document: patch.document,
+                            target: doc.target(),
+                            reason,
+                        }
+                    })?
+                }
                 None => json_patch::merge(&mut doc.value, &patch.value),
             }
         }
@@ -406,7 +414,12 @@ fn type_name(value: &Value) -> &'static str {
 
 /// RFC 7386 merge with kubeadm's exceptions (see module docs). `path` is the
 /// dotted location, for error messages.
-fn merge_kubeadm(target: &mut Value, patch: &Value, shape: ArgsShape, path: &str) -> Result<(), String> {
+fn merge_kubeadm(
+    target: &mut Value,
+    patch: &Value,
+    shape: ArgsShape,
+    path: &str,
+) -> Result<(), String> {
     let Value::Object(patch_map) = patch else {
         *target = patch.clone();
         return Ok(());
@@ -562,7 +575,10 @@ fn merge_args(target: &mut Value, patch: &Value, shape: ArgsShape) -> Result<(),
 
 fn merge_sans(target: &mut Value, patch: &Value) -> Result<(), String> {
     let Value::Array(additions) = patch else {
-        return Err(format!("expected a list of names, found {}", type_name(patch)));
+        return Err(format!(
+            "expected a list of names, found {}",
+            type_name(patch)
+        ));
     };
     let mut sans = match std::mem::take(target) {
         Value::Array(items) => items,
@@ -604,21 +620,22 @@ pub fn merge_containerd_config_detailed(
     base_toml: &str,
     patches: &[String],
 ) -> Result<ContainerdMerge, PatchError> {
-    let mut doc: DocumentMut = base_toml.parse().map_err(|e: toml_edit::TomlError| {
-        PatchError::InvalidBaseToml {
-            reason: one_line(&e.to_string()),
-        }
-    })?;
+    let mut doc: DocumentMut =
+        base_toml
+            .parse()
+            .map_err(|e: toml_edit::TomlError| PatchError::InvalidBaseToml {
+                reason: one_line(&e.to_string()),
+            })?;
     // containerd reads a file without `version` as schema 1.
     let base_version = containerd_version(doc.as_table(), None)?.unwrap_or(1);
     let mut skipped = Vec::new();
     for (index, text) in patches.iter().enumerate() {
-        let patch: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-            PatchError::InvalidTomlPatch {
-                patch: index,
-                reason: one_line(&e.to_string()),
-            }
-        })?;
+        let patch: DocumentMut =
+            text.parse()
+                .map_err(|e: toml_edit::TomlError| PatchError::InvalidTomlPatch {
+                    patch: index,
+                    reason: one_line(&e.to_string()),
+                })?;
         if let Some(version) = containerd_version(patch.as_table(), Some(index))?
             && version != base_version
         {
@@ -633,7 +650,10 @@ pub fn merge_containerd_config_detailed(
     })
 }
 
-fn containerd_version(table: &dyn TableLike, patch: Option<usize>) -> Result<Option<i64>, PatchError> {
+fn containerd_version(
+    table: &dyn TableLike,
+    patch: Option<usize>,
+) -> Result<Option<i64>, PatchError> {
     match table.get("version") {
         None => Ok(None),
         Some(item) => match item.as_integer() {
@@ -651,7 +671,8 @@ fn merge_toml(target: &mut dyn TableLike, patch: &dyn TableLike) {
         if patch_item.is_none() {
             continue;
         }
-        if let (Some(target_item), Some(patch_table)) = (target.get_mut(key), patch_item.as_table_like())
+        if let (Some(target_item), Some(patch_table)) =
+            (target.get_mut(key), patch_item.as_table_like())
             && let Some(target_table) = target_item.as_table_like_mut()
         {
             merge_toml(target_table, patch_table);
@@ -753,7 +774,9 @@ nodeRegistration:
 ";
 
     fn args(doc: &Value, pointer: &str) -> Vec<(String, String)> {
-        let v = doc.pointer(pointer).unwrap_or_else(|| panic!("{pointer} in {doc}"));
+        let v = doc
+            .pointer(pointer)
+            .unwrap_or_else(|| panic!("{pointer} in {doc}"));
         match v {
             Value::Array(items) => items
                 .iter()
@@ -782,7 +805,10 @@ nodeRegistration:
         let d = docs(&out);
         assert_eq!(d.len(), 3);
         assert!(!out.contains("comments-only"));
-        assert_eq!(find(&d, "KubeletConfiguration")["evictionHard"]["nodefs.available"], "0%");
+        assert_eq!(
+            find(&d, "KubeletConfiguration")["evictionHard"]["nodefs.available"],
+            "0%"
+        );
         assert_eq!(apply_kubeadm_patches("", &[], &[]).unwrap(), "");
     }
 
@@ -798,13 +824,21 @@ nodeRegistration:
 
     #[test]
     fn merge_patch_with_other_api_version_is_ignored() {
-        let patch = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nclusterName: nope\n";
+        let patch =
+            "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nclusterName: nope\n";
         let d = docs(&apply_kubeadm_patches(V4, &[patch.to_string()], &[]).unwrap());
-        assert!(find(&d, "ClusterConfiguration").get("clusterName").is_none());
+        assert!(
+            find(&d, "ClusterConfiguration")
+                .get("clusterName")
+                .is_none()
+        );
 
         let patch = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nclusterName: yes-please\n";
         let d = docs(&apply_kubeadm_patches(V4, &[patch.to_string()], &[]).unwrap());
-        assert_eq!(find(&d, "ClusterConfiguration")["clusterName"], "yes-please");
+        assert_eq!(
+            find(&d, "ClusterConfiguration")["clusterName"],
+            "yes-please"
+        );
     }
 
     #[test]
@@ -819,7 +853,10 @@ nodeRegistration:
         let patch = "kind: ClusterConfiguration\nclusterName: a\n---\nkind: InitConfiguration\nnodeRegistration: {name: n1}\n";
         let d = docs(&apply_kubeadm_patches(V4, &[patch.to_string()], &[]).unwrap());
         assert_eq!(find(&d, "ClusterConfiguration")["clusterName"], "a");
-        assert_eq!(find(&d, "InitConfiguration")["nodeRegistration"]["name"], "n1");
+        assert_eq!(
+            find(&d, "InitConfiguration")["nodeRegistration"]["name"],
+            "n1"
+        );
     }
 
     #[test]
@@ -841,7 +878,10 @@ scheduler:
             args(cc, "/apiServer/extraArgs"),
             vec![pair("feature-gates", "B=true"), pair("v", "4")]
         );
-        assert_eq!(args(cc, "/scheduler/extraArgs"), vec![pair("bind-address", "0.0.0.0")]);
+        assert_eq!(
+            args(cc, "/scheduler/extraArgs"),
+            vec![pair("bind-address", "0.0.0.0")]
+        );
     }
 
     #[test]
@@ -861,7 +901,10 @@ nodeRegistration:
 ";
         let d = docs(&apply_kubeadm_patches(V4, &[patch.to_string()], &[]).unwrap());
         assert_eq!(
-            args(find(&d, "InitConfiguration"), "/nodeRegistration/kubeletExtraArgs"),
+            args(
+                find(&d, "InitConfiguration"),
+                "/nodeRegistration/kubeletExtraArgs"
+            ),
             vec![
                 pair("node-ip", "10.0.0.9"),
                 pair("v", "2"),
@@ -891,10 +934,14 @@ apiServer:
 
     #[test]
     fn v1beta3_extra_args_merge_as_maps() {
-        let patch = "kind: JoinConfiguration\nnodeRegistration:\n  kubeletExtraArgs:\n    v: \"5\"\n";
+        let patch =
+            "kind: JoinConfiguration\nnodeRegistration:\n  kubeletExtraArgs:\n    v: \"5\"\n";
         let d = docs(&apply_kubeadm_patches(V3, &[patch.to_string()], &[]).unwrap());
         assert_eq!(
-            args(find(&d, "JoinConfiguration"), "/nodeRegistration/kubeletExtraArgs"),
+            args(
+                find(&d, "JoinConfiguration"),
+                "/nodeRegistration/kubeletExtraArgs"
+            ),
             vec![pair("node-ip", "10.0.0.3"), pair("v", "5")]
         );
     }
@@ -912,10 +959,17 @@ apiServer:
     #[test]
     fn bad_extra_args_shape_names_patch_and_path() {
         let patch = "kind: ClusterConfiguration\napiServer:\n  extraArgs: oops\n";
-        let err = apply_kubeadm_patches(V4, &["kind: KubeletConfiguration\n".into(), patch.into()], &[])
-            .unwrap_err();
+        let err = apply_kubeadm_patches(
+            V4,
+            &["kind: KubeletConfiguration\n".into(), patch.into()],
+            &[],
+        )
+        .unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, PatchError::MergeFailed { patch: 1, .. }), "{err:?}");
+        assert!(
+            matches!(err, PatchError::MergeFailed { patch: 1, .. }),
+            "{err:?}"
+        );
         assert!(msg.contains("kubeadmConfigPatches[1]"), "{msg}");
         assert!(msg.contains("apiServer.extraArgs"), "{msg}");
         assert!(!msg.contains('\n'));
@@ -925,18 +979,30 @@ apiServer:
     #[test]
     fn invalid_and_kindless_merge_patches_are_errors() {
         let err = apply_kubeadm_patches(V4, &["kind: [unclosed".into()], &[]).unwrap_err();
-        assert!(matches!(err, PatchError::InvalidMergePatch { patch: 0, .. }), "{err:?}");
+        assert!(
+            matches!(err, PatchError::InvalidMergePatch { patch: 0, .. }),
+            "{err:?}"
+        );
         assert!(!err.to_string().contains('\n'), "{err}");
 
         let err = apply_kubeadm_patches(V4, &["a: 1\n---\nkind: X\n".into()], &[]).unwrap_err();
         assert!(
-            matches!(err, PatchError::MissingKind { patch: 0, document: Some(1) }),
+            matches!(
+                err,
+                PatchError::MissingKind {
+                    patch: 0,
+                    document: Some(1)
+                }
+            ),
             "{err:?}"
         );
         assert!(err.to_string().contains("(YAML document 1)"));
 
         let err = apply_kubeadm_patches(V4, &["- a\n- b\n".into()], &[]).unwrap_err();
-        assert!(matches!(err, PatchError::InvalidMergePatch { .. }), "{err:?}");
+        assert!(
+            matches!(err, PatchError::InvalidMergePatch { .. }),
+            "{err:?}"
+        );
 
         // Empty entries are harmless.
         assert!(apply_kubeadm_patches(V4, &["".into(), "# nothing\n".into()], &[]).is_ok());
@@ -945,7 +1011,10 @@ apiServer:
     #[test]
     fn invalid_base_document_is_reported() {
         let err = apply_kubeadm_patches("a: [\n", &[], &[]).unwrap_err();
-        assert!(matches!(err, PatchError::InvalidDocument { document: 1, .. }), "{err:?}");
+        assert!(
+            matches!(err, PatchError::InvalidDocument { document: 1, .. }),
+            "{err:?}"
+        );
     }
 
     fn j(group: &str, version: &str, kind: &str, patch: &str) -> Json6902 {
@@ -963,16 +1032,37 @@ apiServer:
         let patches = [
             j("kubeadm.k8s.io", "v1beta4", "ClusterConfiguration", add),
             // Wrong version: ignored.
-            j("kubeadm.k8s.io", "v1beta3", "ClusterConfiguration", "- op: remove\n  path: /apiServer\n"),
+            j(
+                "kubeadm.k8s.io",
+                "v1beta3",
+                "ClusterConfiguration",
+                "- op: remove\n  path: /apiServer\n",
+            ),
             // Empty version: any version of the group.
-            j("kubeadm.k8s.io", "", "InitConfiguration", r#"[{"op": "replace", "path": "/nodeRegistration/kubeletExtraArgs/0/value", "value": "10.0.0.7"}]"#),
-            j("kubelet.config.k8s.io", "v1beta1", "KubeletConfiguration", "- {op: add, path: /maxPods, value: 30}\n"),
+            j(
+                "kubeadm.k8s.io",
+                "",
+                "InitConfiguration",
+                r#"[{"op": "replace", "path": "/nodeRegistration/kubeletExtraArgs/0/value", "value": "10.0.0.7"}]"#,
+            ),
+            j(
+                "kubelet.config.k8s.io",
+                "v1beta1",
+                "KubeletConfiguration",
+                "- {op: add, path: /maxPods, value: 30}\n",
+            ),
         ];
         let d = docs(&apply_kubeadm_patches(V4, &[], &patches).unwrap());
         let cc = find(&d, "ClusterConfiguration");
-        assert_eq!(args(cc, "/apiServer/extraArgs").last().unwrap(), &pair("v", "3"));
         assert_eq!(
-            args(find(&d, "InitConfiguration"), "/nodeRegistration/kubeletExtraArgs"),
+            args(cc, "/apiServer/extraArgs").last().unwrap(),
+            &pair("v", "3")
+        );
+        assert_eq!(
+            args(
+                find(&d, "InitConfiguration"),
+                "/nodeRegistration/kubeletExtraArgs"
+            ),
             vec![pair("node-ip", "10.0.0.7")]
         );
         assert_eq!(find(&d, "KubeletConfiguration")["maxPods"], 30);
@@ -981,7 +1071,12 @@ apiServer:
     #[test]
     fn core_group_json6902_matches_plain_version() {
         let manifest = "apiVersion: v1\nkind: ConfigMap\ndata: {a: b}\n---\napiVersion: apps/v1\nkind: ConfigMap\n";
-        let p = j("", "v1", "ConfigMap", "- {op: add, path: /data/c, value: d}\n");
+        let p = j(
+            "",
+            "v1",
+            "ConfigMap",
+            "- {op: add, path: /data/c, value: d}\n",
+        );
         let d = docs(&apply_kubeadm_patches(manifest, &[], &[p]).unwrap());
         assert_eq!(d[0]["data"]["c"], "d");
         assert!(d[1].get("data").is_none());
@@ -992,23 +1087,47 @@ apiServer:
         // The 6902 patch replaces a value the merge patch created; this only
         // works if merges run first.
         let merge = "kind: KubeletConfiguration\nmaxPods: 10\n".to_string();
-        let json = j("kubelet.config.k8s.io", "v1beta1", "KubeletConfiguration", "- {op: test, path: /maxPods, value: 10}\n- {op: replace, path: /maxPods, value: 11}\n");
+        let json = j(
+            "kubelet.config.k8s.io",
+            "v1beta1",
+            "KubeletConfiguration",
+            "- {op: test, path: /maxPods, value: 10}\n- {op: replace, path: /maxPods, value: 11}\n",
+        );
         let d = docs(&apply_kubeadm_patches(V4, &[merge], &[json]).unwrap());
         assert_eq!(find(&d, "KubeletConfiguration")["maxPods"], 11);
     }
 
     #[test]
     fn json6902_errors_name_the_patch() {
-        let bad_path = j("kubeadm.k8s.io", "v1beta4", "ClusterConfiguration", "- {op: remove, path: /nope/nope}\n");
+        let bad_path = j(
+            "kubeadm.k8s.io",
+            "v1beta4",
+            "ClusterConfiguration",
+            "- {op: remove, path: /nope/nope}\n",
+        );
         let err = apply_kubeadm_patches(V4, &[], &[j("x", "", "Y", "[]"), bad_path]).unwrap_err();
-        assert!(matches!(err, PatchError::Json6902Failed { patch: 1, .. }), "{err:?}");
+        assert!(
+            matches!(err, PatchError::Json6902Failed { patch: 1, .. }),
+            "{err:?}"
+        );
         let msg = err.to_string();
         assert!(msg.contains("kubeadmConfigPatchesJSON6902[1]"), "{msg}");
-        assert!(msg.contains("ClusterConfiguration kubeadm.k8s.io/v1beta4"), "{msg}");
+        assert!(
+            msg.contains("ClusterConfiguration kubeadm.k8s.io/v1beta4"),
+            "{msg}"
+        );
 
-        let not_ops = j("kubeadm.k8s.io", "v1beta4", "ClusterConfiguration", "- {op: explode, path: /a}\n");
+        let not_ops = j(
+            "kubeadm.k8s.io",
+            "v1beta4",
+            "ClusterConfiguration",
+            "- {op: explode, path: /a}\n",
+        );
         let err = apply_kubeadm_patches(V4, &[], &[not_ops]).unwrap_err();
-        assert!(matches!(err, PatchError::InvalidJson6902 { patch: 0, .. }), "{err:?}");
+        assert!(
+            matches!(err, PatchError::InvalidJson6902 { patch: 0, .. }),
+            "{err:?}"
+        );
 
         // Even when it would match nothing, a malformed patch is reported.
         let unmatched = j("nowhere.io", "v1", "Nothing", "op: add");
@@ -1019,7 +1138,12 @@ apiServer:
     fn json6902_failure_is_atomic_per_patch() {
         // json_patch undoes the earlier operations of a failing patch; we
         // return an error anyway, but nothing half-applied can leak out.
-        let p = j("kubelet.config.k8s.io", "v1beta1", "KubeletConfiguration", "- {op: add, path: /maxPods, value: 1}\n- {op: test, path: /maxPods, value: 2}\n");
+        let p = j(
+            "kubelet.config.k8s.io",
+            "v1beta1",
+            "KubeletConfiguration",
+            "- {op: add, path: /maxPods, value: 1}\n- {op: test, path: /maxPods, value: 2}\n",
+        );
         assert!(apply_kubeadm_patches(V4, &[], &[p]).is_err());
     }
 
@@ -1056,7 +1180,10 @@ version = 2
 
     #[test]
     fn toml_no_patches_is_identity() {
-        assert_eq!(merge_containerd_config(CONTAINERD, &[]).unwrap(), CONTAINERD);
+        assert_eq!(
+            merge_containerd_config(CONTAINERD, &[]).unwrap(),
+            CONTAINERD
+        );
     }
 
     #[test]
@@ -1083,8 +1210,14 @@ version = 2
             Some(false)
         );
         // Untouched siblings survive, arrays are replaced not appended.
-        assert_eq!(cri["containerd"]["runtimes"]["runc"]["runtime_type"].as_str(), Some("io.containerd.runc.v2"));
-        assert_eq!(cri["sandbox_image"].as_str(), Some("registry.k8s.io/pause:3.10"));
+        assert_eq!(
+            cri["containerd"]["runtimes"]["runc"]["runtime_type"].as_str(),
+            Some("io.containerd.runc.v2")
+        );
+        assert_eq!(
+            cri["sandbox_image"].as_str(),
+            Some("registry.k8s.io/pause:3.10")
+        );
         let things = cri["disabled_things"].as_array().unwrap();
         assert_eq!(things.len(), 1);
         // The image's comments are kept.
@@ -1122,7 +1255,10 @@ version = 2
 
     #[test]
     fn toml_base_without_version_is_schema_1() {
-        let patches = vec!["version = 2\na = 1\n".to_string(), "version = 1\nb = 2\n".to_string()];
+        let patches = vec![
+            "version = 2\na = 1\n".to_string(),
+            "version = 1\nb = 2\n".to_string(),
+        ];
         let merged = merge_containerd_config_detailed("x = 0\n", &patches).unwrap();
         assert_eq!(merged.skipped, vec![0]);
         assert!(merged.toml.contains("b = 2"));
@@ -1134,15 +1270,34 @@ version = 2
         assert!(matches!(err, PatchError::InvalidBaseToml { .. }), "{err:?}");
         assert!(!err.to_string().contains('\n'), "{err}");
 
-        let err = merge_containerd_config(CONTAINERD, &["a = 1".into(), "[broken".into()]).unwrap_err();
-        assert!(matches!(err, PatchError::InvalidTomlPatch { patch: 1, .. }), "{err:?}");
-        assert!(err.to_string().starts_with("containerdConfigPatches[1]"), "{err}");
+        let err =
+            merge_containerd_config(CONTAINERD, &["a = 1".into(), "[broken".into()]).unwrap_err();
+        assert!(
+            matches!(err, PatchError::InvalidTomlPatch { patch: 1, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with("containerdConfigPatches[1]"),
+            "{err}"
+        );
         assert!(!err.to_string().contains('\n'), "{err}");
 
         let err = merge_containerd_config("version = \"five\"\n", &[]).unwrap_err();
-        assert!(matches!(err, PatchError::InvalidContainerdVersion { patch: None, .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                PatchError::InvalidContainerdVersion { patch: None, .. }
+            ),
+            "{err:?}"
+        );
         let err = merge_containerd_config(CONTAINERD, &["version = 2.5\n".into()]).unwrap_err();
-        assert!(matches!(err, PatchError::InvalidContainerdVersion { patch: Some(0), .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                PatchError::InvalidContainerdVersion { patch: Some(0), .. }
+            ),
+            "{err:?}"
+        );
         assert!(!err.hint().is_empty());
     }
 

@@ -140,7 +140,9 @@ pub enum RenderError {
         reason: &'static str,
     },
 
-    #[error("kube-proxy mode nftables needs Kubernetes v1.29 or newer, but the node image has {version}")]
+    #[error(
+        "kube-proxy mode nftables needs Kubernetes v1.29 or newer, but the node image has {version}"
+    )]
     NftablesUnsupported { version: String },
 
     #[error("a load balancer needs at least one control-plane node")]
@@ -473,7 +475,11 @@ fn check_host(field: &'static str, value: &str) -> Result<(), RenderError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(field, value, "must be a host name or an IP address"))
+        Err(invalid(
+            field,
+            value,
+            "must be a host name or an IP address",
+        ))
     }
 }
 
@@ -490,7 +496,9 @@ fn parse_cidr(field: &'static str, whole: &str, cidr: &str) -> Result<bool, Rend
     let (addr, prefix) = cidr
         .split_once('/')
         .ok_or_else(|| bad("is not a CIDR like 10.244.0.0/16"))?;
-    let prefix: u8 = prefix.parse().map_err(|_| bad("has an invalid prefix length"))?;
+    let prefix: u8 = prefix
+        .parse()
+        .map_err(|_| bad("has an invalid prefix length"))?;
     if let Ok(ip) = addr.parse::<Ipv4Addr>() {
         if prefix > 32 {
             return Err(bad("has a prefix longer than 32"));
@@ -535,7 +543,10 @@ fn check_subnets(field: &'static str, value: &str, family: IpFamily) -> Result<b
 }
 
 fn check_bootstrap_token(value: &str) -> Result<(), RenderError> {
-    let lower_alnum = |s: &str| s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let lower_alnum = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
     let ok = match value.split_once('.') {
         Some((id, secret)) => {
             id.len() == 6 && secret.len() == 16 && lower_alnum(id) && lower_alnum(secret)
@@ -554,7 +565,11 @@ fn check_bootstrap_token(value: &str) -> Result<(), RenderError> {
 }
 
 /// Keys and values that go into `key=value,key=value` flags.
-fn check_flag_entry(field: &'static str, key: &str, value: Option<&str>) -> Result<(), RenderError> {
+fn check_flag_entry(
+    field: &'static str,
+    key: &str,
+    value: Option<&str>,
+) -> Result<(), RenderError> {
     let bad_key = key.is_empty() || key.contains([',', '=']) || key.contains(char::is_whitespace);
     let bad_value = value.is_some_and(|v| v.contains(',') || v.contains(char::is_whitespace));
     if bad_key || bad_value {
@@ -651,7 +666,11 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         parts.push(e.to_string());
         source = e.source();
     }
-    parts.join(": ").split_whitespace().collect::<Vec<_>>().join(" ")
+    parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[derive(Serialize)]
@@ -740,7 +759,11 @@ struct KubeadmContext {
 /// dual-stack the primary family (that of the first service subnet) comes
 /// first, because kubeadm advertises the API server on the first address
 /// and the API server's address must be of the primary family.
-fn node_ips(cluster: &ClusterFacts, node: &NodeFacts, primary_v6: bool) -> Result<Vec<String>, RenderError> {
+fn node_ips(
+    cluster: &ClusterFacts,
+    node: &NodeFacts,
+    primary_v6: bool,
+) -> Result<Vec<String>, RenderError> {
     let v4 = match &node.ipv4 {
         Some(ip) => Some(
             ip.parse::<Ipv4Addr>()
@@ -768,7 +791,11 @@ fn node_ips(cluster: &ClusterFacts, node: &NodeFacts, primary_v6: bool) -> Resul
         IpFamily::Dual => {
             let v4 = v4.ok_or_else(|| missing(4))?;
             let v6 = v6.ok_or_else(|| missing(6))?;
-            if primary_v6 { vec![v6, v4] } else { vec![v4, v6] }
+            if primary_v6 {
+                vec![v6, v4]
+            } else {
+                vec![v4, v6]
+            }
         }
     })
 }
@@ -782,14 +809,19 @@ fn cert_sans(cluster: &ClusterFacts) -> Vec<String> {
     }
     // An unspecified address (publishing on all interfaces) names no host.
     let address = cluster.api_server_address.as_str();
-    let unspecified = address.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified());
+    let unspecified = address
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
     if !address.is_empty() && !unspecified && !sans.iter().any(|s| s == address) {
         sans.push(address.to_string());
     }
     sans
 }
 
-fn build_kubeadm_context(cluster: &ClusterFacts, node: &NodeFacts) -> Result<KubeadmContext, RenderError> {
+fn build_kubeadm_context(
+    cluster: &ClusterFacts,
+    node: &NodeFacts,
+) -> Result<KubeadmContext, RenderError> {
     let version = &cluster.kubernetes_version;
     let api = KubeadmApi::for_version(version)?;
 
@@ -957,7 +989,10 @@ fn build_kubeadm_context(cluster: &ClusterFacts, node: &NodeFacts) -> Result<Kub
 /// `controlPlane` for control-plane nodes). Everyone gets
 /// KubeletConfiguration and, unless the proxy mode is `none`,
 /// KubeProxyConfiguration. The result is normalized YAML (no comments).
-pub fn render_kubeadm_config(cluster: &ClusterFacts, node: &NodeFacts) -> Result<String, RenderError> {
+pub fn render_kubeadm_config(
+    cluster: &ClusterFacts,
+    node: &NodeFacts,
+) -> Result<String, RenderError> {
     let context = build_kubeadm_context(cluster, node)?;
     let context = Context::from_serialize(&context).map_err(|e| RenderError::Template {
         template: KUBEADM_TEMPLATE,
@@ -1195,7 +1230,10 @@ mod tests {
     }
 
     fn arg_of(value: &Value, name: &str) -> Option<String> {
-        args(value).into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        args(value)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
     }
 
     #[test]
@@ -1221,7 +1259,10 @@ mod tests {
         // v1beta4: lists of {name, value}.
         let kcm = &cc["controllerManager"]["extraArgs"];
         assert!(kcm.is_array(), "{kcm}");
-        assert_eq!(arg_of(kcm, "enable-hostpath-provisioner").as_deref(), Some("true"));
+        assert_eq!(
+            arg_of(kcm, "enable-hostpath-provisioner").as_deref(),
+            Some("true")
+        );
         // No empty flags: no runtime config, no gates, no scheduler args.
         assert!(cc["apiServer"].get("extraArgs").is_none());
         assert!(cc.get("scheduler").is_none());
@@ -1230,7 +1271,10 @@ mod tests {
 
         let init = doc(&docs, "InitConfiguration");
         assert_eq!(init["apiVersion"], "kubeadm.k8s.io/v1beta4");
-        assert_eq!(init["bootstrapTokens"][0]["token"], WELL_KNOWN_BOOTSTRAP_TOKEN);
+        assert_eq!(
+            init["bootstrapTokens"][0]["token"],
+            WELL_KNOWN_BOOTSTRAP_TOKEN
+        );
         assert_eq!(init["localAPIEndpoint"]["advertiseAddress"], "172.18.0.3");
         assert_eq!(init["localAPIEndpoint"]["bindPort"], 6443);
         let reg = &init["nodeRegistration"];
@@ -1238,7 +1282,10 @@ mod tests {
         assert_eq!(reg["name"], "demo-control-plane");
         let kubelet_args = &reg["kubeletExtraArgs"];
         assert!(kubelet_args.is_array());
-        assert_eq!(arg_of(kubelet_args, "node-ip").as_deref(), Some("172.18.0.3"));
+        assert_eq!(
+            arg_of(kubelet_args, "node-ip").as_deref(),
+            Some("172.18.0.3")
+        );
         assert_eq!(
             arg_of(kubelet_args, "provider-id").as_deref(),
             Some("kind://docker/demo/demo-control-plane")
@@ -1260,7 +1307,10 @@ mod tests {
             assert!(extra.is_object(), "{component}: {extra}");
             assert_eq!(extra["feature-gates"], "Foo=true");
         }
-        assert_eq!(cc["apiServer"]["extraArgs"]["runtime-config"], "api/alpha=false");
+        assert_eq!(
+            cc["apiServer"]["extraArgs"]["runtime-config"],
+            "api/alpha=false"
+        );
         let init = doc(&docs, "InitConfiguration");
         assert_eq!(init["apiVersion"], "kubeadm.k8s.io/v1beta3");
         let reg = &init["nodeRegistration"]["kubeletExtraArgs"];
@@ -1298,9 +1348,17 @@ mod tests {
 
     #[test]
     fn cgroupfs_below_1_24() {
-        for (v, driver) in [("v1.23.17", "cgroupfs"), ("v1.24.0", "systemd"), ("v1.24.0-alpha.1", "systemd")] {
+        for (v, driver) in [
+            ("v1.23.17", "cgroupfs"),
+            ("v1.24.0", "systemd"),
+            ("v1.24.0-alpha.1", "systemd"),
+        ] {
             let docs = render(&cluster(v), &first_cp());
-            assert_eq!(doc(&docs, "KubeletConfiguration")["cgroupDriver"], driver, "{v}");
+            assert_eq!(
+                doc(&docs, "KubeletConfiguration")["cgroupDriver"],
+                driver,
+                "{v}"
+            );
         }
     }
 
@@ -1308,7 +1366,10 @@ mod tests {
     fn proxy_modes() {
         let mut c = cluster("v1.36.1");
         c.kube_proxy_mode = KubeProxyMode::Ipvs;
-        assert_eq!(doc(&render(&c, &first_cp()), "KubeProxyConfiguration")["mode"], "ipvs");
+        assert_eq!(
+            doc(&render(&c, &first_cp()), "KubeProxyConfiguration")["mode"],
+            "ipvs"
+        );
 
         c.kube_proxy_mode = KubeProxyMode::Nftables;
         let docs = render(&c, &first_cp());
@@ -1326,7 +1387,10 @@ mod tests {
         );
         let docs = render(&c, &worker());
         assert!(!kinds(&docs).contains(&"KubeProxyConfiguration"));
-        assert_eq!(doc(&docs, "JoinConfiguration")["skipPhases"], serde_json::json!(["preflight"]));
+        assert_eq!(
+            doc(&docs, "JoinConfiguration")["skipPhases"],
+            serde_json::json!(["preflight"])
+        );
     }
 
     #[test]
@@ -1334,14 +1398,24 @@ mod tests {
         let mut c = cluster("v1.30.4");
         c.kube_proxy_mode = KubeProxyMode::Nftables;
         let docs = render(&c, &first_cp());
-        assert_eq!(doc(&docs, "KubeProxyConfiguration")["featureGates"]["NFTablesProxyMode"], true);
+        assert_eq!(
+            doc(&docs, "KubeProxyConfiguration")["featureGates"]["NFTablesProxyMode"],
+            true
+        );
         // Only kube-proxy gets that gate.
-        assert!(doc(&docs, "KubeletConfiguration").get("featureGates").is_none());
+        assert!(
+            doc(&docs, "KubeletConfiguration")
+                .get("featureGates")
+                .is_none()
+        );
 
         let mut c = cluster("v1.28.9");
         c.kube_proxy_mode = KubeProxyMode::Nftables;
         let err = render_kubeadm_config(&c, &first_cp()).unwrap_err();
-        assert!(matches!(err, RenderError::NftablesUnsupported { .. }), "{err:?}");
+        assert!(
+            matches!(err, RenderError::NftablesUnsupported { .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -1354,7 +1428,10 @@ mod tests {
         assert_eq!(proxy["conntrack"]["tcpEstablishedTimeout"], "0s");
         assert_eq!(proxy["conntrack"]["tcpCloseWaitTimeout"], "0s");
         assert!(proxy["conntrack"].get("tcpBeLiberal").is_none());
-        assert_eq!(doc(&docs, "KubeletConfiguration")["featureGates"]["KubeletInUserNamespace"], true);
+        assert_eq!(
+            doc(&docs, "KubeletConfiguration")["featureGates"]["KubeletInUserNamespace"],
+            true
+        );
     }
 
     #[test]
@@ -1362,7 +1439,11 @@ mod tests {
         let docs = render(&cluster("v1.36.1"), &worker());
         assert_eq!(
             kinds(&docs),
-            ["JoinConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"]
+            [
+                "JoinConfiguration",
+                "KubeletConfiguration",
+                "KubeProxyConfiguration"
+            ]
         );
         let join = doc(&docs, "JoinConfiguration");
         assert_eq!(join["apiVersion"], "kubeadm.k8s.io/v1beta4");
@@ -1374,7 +1455,10 @@ mod tests {
         let reg = &join["nodeRegistration"];
         assert_eq!(reg["criSocket"], CRI_SOCKET);
         assert_eq!(reg["name"], "demo-worker");
-        assert_eq!(arg_of(&reg["kubeletExtraArgs"], "node-ip").as_deref(), Some("172.18.0.4"));
+        assert_eq!(
+            arg_of(&reg["kubeletExtraArgs"], "node-ip").as_deref(),
+            Some("172.18.0.4")
+        );
         assert_eq!(
             arg_of(&reg["kubeletExtraArgs"], "provider-id").as_deref(),
             Some("kind://docker/demo/demo-worker")
@@ -1388,7 +1472,10 @@ mod tests {
         let docs = render(&c, &second_cp());
         let join = doc(&docs, "JoinConfiguration");
         assert_eq!(join["apiVersion"], "kubeadm.k8s.io/v1beta3");
-        assert_eq!(join["controlPlane"]["localAPIEndpoint"]["advertiseAddress"], "172.18.0.5");
+        assert_eq!(
+            join["controlPlane"]["localAPIEndpoint"]["advertiseAddress"],
+            "172.18.0.5"
+        );
         assert_eq!(join["controlPlane"]["localAPIEndpoint"]["bindPort"], 6443);
         assert_eq!(
             join["discovery"]["bootstrapToken"]["apiServerEndpoint"],
@@ -1435,22 +1522,28 @@ mod tests {
     fn runtime_config_goes_to_the_api_server() {
         let mut c = cluster("v1.36.1");
         c.runtime_config.insert("api/all".into(), "true".into());
-        c.runtime_config.insert("batch/v2alpha1".into(), "false".into());
+        c.runtime_config
+            .insert("batch/v2alpha1".into(), "false".into());
         let docs = render(&c, &first_cp());
         let cc = doc(&docs, "ClusterConfiguration");
         assert_eq!(
             arg_of(&cc["apiServer"]["extraArgs"], "runtime-config").as_deref(),
             Some("api/all=true,batch/v2alpha1=false")
         );
-        assert_eq!(arg_of(&cc["controllerManager"]["extraArgs"], "runtime-config"), None);
+        assert_eq!(
+            arg_of(&cc["controllerManager"]["extraArgs"], "runtime-config"),
+            None
+        );
     }
 
     #[test]
     fn node_labels_go_to_the_kubelet() {
         let mut n = worker();
         n.labels.insert("tier".into(), "frontend".into());
-        n.labels.insert("node.kubernetes.io/pool".into(), "a".into());
-        n.labels.insert("topology.kubernetes.io/zone".into(), "z1".into());
+        n.labels
+            .insert("node.kubernetes.io/pool".into(), "a".into());
+        n.labels
+            .insert("topology.kubernetes.io/zone".into(), "z1".into());
         let docs = render(&cluster("v1.36.1"), &n);
         let reg = &doc(&docs, "JoinConfiguration")["nodeRegistration"];
         assert_eq!(
@@ -1470,7 +1563,10 @@ mod tests {
             let mut n = worker();
             n.labels.insert(key.into(), "".into());
             let err = render_kubeadm_config(&cluster("v1.36.1"), &n).unwrap_err();
-            assert!(matches!(err, RenderError::ForbiddenNodeLabel { .. }), "{key}: {err:?}");
+            assert!(
+                matches!(err, RenderError::ForbiddenNodeLabel { .. }),
+                "{key}: {err:?}"
+            );
             assert!(err.hint().contains("kubectl label"));
         }
         let mut n = worker();
@@ -1489,12 +1585,21 @@ mod tests {
             let cc = doc(&docs, "ClusterConfiguration");
             assert_eq!(cc["networking"]["podSubnet"], "fd00:10:244::/56");
             assert_eq!(cc["networking"]["serviceSubnet"], "fd00:10:96::/112");
-            assert_eq!(arg_of(&cc["controllerManager"]["extraArgs"], "bind-address").as_deref(), Some("::"));
-            assert_eq!(arg_of(&cc["scheduler"]["extraArgs"], "bind-address").as_deref(), Some("::1"));
+            assert_eq!(
+                arg_of(&cc["controllerManager"]["extraArgs"], "bind-address").as_deref(),
+                Some("::")
+            );
+            assert_eq!(
+                arg_of(&cc["scheduler"]["extraArgs"], "bind-address").as_deref(),
+                Some("::1")
+            );
             let sans = &cc["apiServer"]["certSANs"];
             assert_eq!(sans, &serde_json::json!(["localhost", "127.0.0.1", "::1"]));
             let init = doc(&docs, "InitConfiguration");
-            assert_eq!(init["localAPIEndpoint"]["advertiseAddress"], "fc00:f853:ccd:e793::3");
+            assert_eq!(
+                init["localAPIEndpoint"]["advertiseAddress"],
+                "fc00:f853:ccd:e793::3"
+            );
             assert_eq!(
                 arg_of(&init["nodeRegistration"]["kubeletExtraArgs"], "node-ip").as_deref(),
                 Some("fc00:f853:ccd:e793::3")
@@ -1506,8 +1611,12 @@ mod tests {
         // An IPv6-only node needs its IPv6 address.
         let mut n = worker();
         n.ipv6 = None;
-        let err = render_kubeadm_config(&cluster("v1.36.1").with_ip_family(IpFamily::Ipv6), &n).unwrap_err();
-        assert!(matches!(err, RenderError::MissingNodeIp { family: 6, .. }), "{err:?}");
+        let err = render_kubeadm_config(&cluster("v1.36.1").with_ip_family(IpFamily::Ipv6), &n)
+            .unwrap_err();
+        assert!(
+            matches!(err, RenderError::MissingNodeIp { family: 6, .. }),
+            "{err:?}"
+        );
         assert_eq!(
             err.to_string(),
             "node demo-worker has no IPv6 address, which ipFamily ipv6 needs"
@@ -1519,9 +1628,18 @@ mod tests {
         let c = cluster("v1.36.1").with_ip_family(IpFamily::Dual);
         let docs = render(&c, &first_cp());
         let cc = doc(&docs, "ClusterConfiguration");
-        assert_eq!(cc["networking"]["podSubnet"], "10.244.0.0/16,fd00:10:244::/56");
-        assert_eq!(cc["networking"]["serviceSubnet"], "10.96.0.0/16,fd00:10:96::/112");
-        assert_eq!(arg_of(&cc["controllerManager"]["extraArgs"], "bind-address"), None);
+        assert_eq!(
+            cc["networking"]["podSubnet"],
+            "10.244.0.0/16,fd00:10:244::/56"
+        );
+        assert_eq!(
+            cc["networking"]["serviceSubnet"],
+            "10.96.0.0/16,fd00:10:96::/112"
+        );
+        assert_eq!(
+            arg_of(&cc["controllerManager"]["extraArgs"], "bind-address"),
+            None
+        );
         let init = doc(&docs, "InitConfiguration");
         assert_eq!(init["localAPIEndpoint"]["advertiseAddress"], "172.18.0.3");
         assert_eq!(
@@ -1543,17 +1661,32 @@ mod tests {
         let mut cp = second_cp();
         cp.ipv4 = None;
         let err = render_kubeadm_config(&c, &cp).unwrap_err();
-        assert!(matches!(err, RenderError::MissingNodeIp { family: 4, .. }), "{err:?}");
+        assert!(
+            matches!(err, RenderError::MissingNodeIp { family: 4, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn subnets_must_match_the_family() {
         let mut c = cluster("v1.36.1");
         c.pod_subnet = "fd00::/56".into();
-        assert!(matches!(render_kubeadm_config(&c, &first_cp()), Err(RenderError::InvalidFact { field: "pod subnet", .. })));
+        assert!(matches!(
+            render_kubeadm_config(&c, &first_cp()),
+            Err(RenderError::InvalidFact {
+                field: "pod subnet",
+                ..
+            })
+        ));
         let mut c = cluster("v1.36.1").with_ip_family(IpFamily::Dual);
         c.service_subnet = "10.96.0.0/16,10.97.0.0/16".into();
-        assert!(matches!(render_kubeadm_config(&c, &first_cp()), Err(RenderError::InvalidFact { field: "service subnet", .. })));
+        assert!(matches!(
+            render_kubeadm_config(&c, &first_cp()),
+            Err(RenderError::InvalidFact {
+                field: "service subnet",
+                ..
+            })
+        ));
         let mut c = cluster("v1.36.1");
         c.pod_subnet = "10.244.0.0".into();
         let err = render_kubeadm_config(&c, &first_cp()).unwrap_err();
@@ -1589,9 +1722,7 @@ mod tests {
             patch: "- {op: test, path: /maxPods, value: 10}\n- {op: add, path: /order, value: [cluster-6902]}\n".into(),
         }];
         let mut n = worker();
-        n.kubeadm_config_patches = vec![
-            "kind: KubeletConfiguration\nmaxPods: 20\n".into(),
-        ];
+        n.kubeadm_config_patches = vec!["kind: KubeletConfiguration\nmaxPods: 20\n".into()];
         n.kubeadm_config_patches_json6902 = vec![Json6902 {
             group: "kubelet.config.k8s.io".into(),
             version: "v1beta1".into(),
@@ -1601,7 +1732,10 @@ mod tests {
         let docs = render(&c, &n);
         let kubelet = doc(&docs, "KubeletConfiguration");
         assert_eq!(kubelet["maxPods"], 20);
-        assert_eq!(kubelet["order"], serde_json::json!(["cluster-6902", "node-6902"]));
+        assert_eq!(
+            kubelet["order"],
+            serde_json::json!(["cluster-6902", "node-6902"])
+        );
     }
 
     #[test]
@@ -1609,16 +1743,21 @@ mod tests {
         let mut c = cluster("v1.36.1");
         c.kubeadm_config_patches = vec![
             // No apiVersion: applies whatever the kubeadm API version.
-            "kind: ClusterConfiguration\napiServer:\n  extraArgs:\n    audit-log-maxage: \"30\"\n".into(),
+            "kind: ClusterConfiguration\napiServer:\n  extraArgs:\n    audit-log-maxage: \"30\"\n"
+                .into(),
             // Wrong apiVersion: ignored.
-            "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nclusterName: wrong\n".into(),
+            "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nclusterName: wrong\n"
+                .into(),
             // For joins only: ignored on the init node.
             "kind: JoinConfiguration\nnodeRegistration:\n  taints: []\n".into(),
         ];
         let docs = render(&c, &first_cp());
         let cc = doc(&docs, "ClusterConfiguration");
         assert_eq!(cc["clusterName"], "demo");
-        assert_eq!(arg_of(&cc["apiServer"]["extraArgs"], "audit-log-maxage").as_deref(), Some("30"));
+        assert_eq!(
+            arg_of(&cc["apiServer"]["extraArgs"], "audit-log-maxage").as_deref(),
+            Some("30")
+        );
         assert!(cc["apiServer"]["extraArgs"].is_array());
 
         // The same cluster config on a v1beta3 node image.
@@ -1629,7 +1768,10 @@ mod tests {
         assert_eq!(cc["apiServer"]["extraArgs"]["audit-log-maxage"], "30");
 
         let docs = render(&c, &worker());
-        assert_eq!(doc(&docs, "JoinConfiguration")["nodeRegistration"]["taints"], serde_json::json!([]));
+        assert_eq!(
+            doc(&docs, "JoinConfiguration")["nodeRegistration"]["taints"],
+            serde_json::json!([])
+        );
     }
 
     #[test]
@@ -1637,7 +1779,11 @@ mod tests {
         let mut c = cluster("v1.36.1");
         c.kubeadm_config_patches = vec!["nokind: true\n".into()];
         let err = render_kubeadm_config(&c, &first_cp()).unwrap_err();
-        assert!(err.to_string().starts_with("cluster config: kubeadmConfigPatches[0]"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("cluster config: kubeadmConfigPatches[0]"),
+            "{err}"
+        );
         assert!(err.hint().contains("kind"));
 
         let c = cluster("v1.36.1");
@@ -1650,7 +1796,10 @@ mod tests {
         }];
         let err = render_kubeadm_config(&c, &n).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("node demo-worker: kubeadmConfigPatchesJSON6902[0]"), "{msg}");
+        assert!(
+            msg.starts_with("node demo-worker: kubeadmConfigPatchesJSON6902[0]"),
+            "{msg}"
+        );
         assert!(!msg.contains('\n'));
     }
 
@@ -1662,30 +1811,51 @@ mod tests {
 
         let mut c = cluster("v1.36.1");
         c.name = "demo\nkind: Evil".into();
-        assert!(matches!(render_kubeadm_config(&c, &first_cp()), Err(RenderError::InvalidFact { .. })));
+        assert!(matches!(
+            render_kubeadm_config(&c, &first_cp()),
+            Err(RenderError::InvalidFact { .. })
+        ));
 
         // Label values are free text within limits; they stay one string.
         let mut n = worker();
         n.labels.insert("note".into(), "a:\"b\"#c".into());
         let docs = render(&cluster("v1.36.1"), &n);
         let reg = &doc(&docs, "JoinConfiguration")["nodeRegistration"];
-        assert_eq!(arg_of(&reg["kubeletExtraArgs"], "node-labels").as_deref(), Some("note=a:\"b\"#c"));
+        assert_eq!(
+            arg_of(&reg["kubeletExtraArgs"], "node-labels").as_deref(),
+            Some("note=a:\"b\"#c")
+        );
     }
 
     #[test]
     fn invalid_facts_are_reported() {
         let mut c = cluster("v1.36.1");
         c.bootstrap_token = "short.token".into();
-        assert!(matches!(render_kubeadm_config(&c, &first_cp()), Err(RenderError::InvalidFact { field: "bootstrap token", .. })));
+        assert!(matches!(
+            render_kubeadm_config(&c, &first_cp()),
+            Err(RenderError::InvalidFact {
+                field: "bootstrap token",
+                ..
+            })
+        ));
 
         let c = cluster("v1.36.1");
         let mut n = first_cp();
         n.name = "Demo_Control".into();
-        assert!(matches!(render_kubeadm_config(&c, &n), Err(RenderError::InvalidFact { field: "node name", .. })));
+        assert!(matches!(
+            render_kubeadm_config(&c, &n),
+            Err(RenderError::InvalidFact {
+                field: "node name",
+                ..
+            })
+        ));
 
         let mut n = first_cp();
         n.ipv4 = Some("300.1.1.1".into());
-        assert!(matches!(render_kubeadm_config(&c, &n), Err(RenderError::InvalidFact { .. })));
+        assert!(matches!(
+            render_kubeadm_config(&c, &n),
+            Err(RenderError::InvalidFact { .. })
+        ));
 
         let err = render_kubeadm_config(&cluster("v1.22.9"), &first_cp()).unwrap_err();
         assert!(matches!(err, RenderError::UnsupportedVersion { .. }));
@@ -1696,16 +1866,26 @@ mod tests {
         let mut c = cluster("v1.36.1");
         c.bootstrap_token = "q1w2e3.r4t5y6u7i8o9p0a1".into();
         let init = render(&c, &first_cp());
-        assert_eq!(doc(&init, "InitConfiguration")["bootstrapTokens"][0]["token"], "q1w2e3.r4t5y6u7i8o9p0a1");
+        assert_eq!(
+            doc(&init, "InitConfiguration")["bootstrapTokens"][0]["token"],
+            "q1w2e3.r4t5y6u7i8o9p0a1"
+        );
         let join = render(&c, &worker());
-        assert_eq!(doc(&join, "JoinConfiguration")["discovery"]["bootstrapToken"]["token"], "q1w2e3.r4t5y6u7i8o9p0a1");
+        assert_eq!(
+            doc(&join, "JoinConfiguration")["discovery"]["bootstrapToken"]["token"],
+            "q1w2e3.r4t5y6u7i8o9p0a1"
+        );
     }
 
     #[test]
     fn ipv6_literal_endpoint_is_bracketed() {
-        let c = ClusterFacts::new("demo", version("v1.36.1"), "fc00::10").with_ip_family(IpFamily::Ipv6);
+        let c = ClusterFacts::new("demo", version("v1.36.1"), "fc00::10")
+            .with_ip_family(IpFamily::Ipv6);
         let docs = render(&c, &worker());
-        assert_eq!(doc(&docs, "JoinConfiguration")["discovery"]["bootstrapToken"]["apiServerEndpoint"], "[fc00::10]:6443");
+        assert_eq!(
+            doc(&docs, "JoinConfiguration")["discovery"]["bootstrapToken"]["apiServerEndpoint"],
+            "[fc00::10]:6443"
+        );
     }
 
     #[test]
@@ -1720,10 +1900,14 @@ mod tests {
 
     #[test]
     fn haproxy_lists_every_backend_by_name() {
-        let names: Vec<String> = ["demo-control-plane", "demo-control-plane2", "demo-control-plane3"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let names: Vec<String> = [
+            "demo-control-plane",
+            "demo-control-plane2",
+            "demo-control-plane3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let cfg = render_haproxy_config("demo", &names, false).unwrap();
         for name in &names {
             let line = cfg
@@ -1731,7 +1915,14 @@ mod tests {
                 .find(|l| l.trim_start().starts_with(&format!("server {name} ")))
                 .unwrap_or_else(|| panic!("no server line for {name}:\n{cfg}"));
             assert!(line.contains(&format!(" {name}:6443 ")), "{line}");
-            for word in ["check", "check-ssl", "verify none", "resolvers docker", "init-addr none", "resolve-prefer ipv4"] {
+            for word in [
+                "check",
+                "check-ssl",
+                "verify none",
+                "resolvers docker",
+                "init-addr none",
+                "resolve-prefer ipv4",
+            ] {
                 assert!(line.contains(word), "{word} missing: {line}");
             }
         }
@@ -1756,7 +1947,10 @@ mod tests {
 
     #[test]
     fn haproxy_refuses_bad_input() {
-        assert!(matches!(render_haproxy_config("demo", &[], false), Err(RenderError::NoControlPlanes)));
+        assert!(matches!(
+            render_haproxy_config("demo", &[], false),
+            Err(RenderError::NoControlPlanes)
+        ));
         assert!(render_haproxy_config("demo", &["a b".to_string()], false).is_err());
         assert!(render_haproxy_config("demo", &["x\n  server evil".to_string()], false).is_err());
         assert!(render_haproxy_config("de mo", &["a".to_string()], false).is_err());
@@ -1785,7 +1979,10 @@ mod tests {
         assert_eq!(pod_subnet["value"], "10.244.0.0/16,fd00:10:244::/56");
         assert_eq!(ds["spec"]["template"]["spec"]["hostNetwork"], true);
         let script = doc(&docs, "ConfigMap")["data"]["sync.sh"].as_str().unwrap();
-        assert!(script.contains("\"type\": \"ptp\"") || script.contains("type: \"ptp\""), "{script}");
+        assert!(
+            script.contains("\"type\": \"ptp\"") || script.contains("type: \"ptp\""),
+            "{script}"
+        );
         assert!(script.contains("host-local"));
         assert!(script.contains("portmap"));
         assert!(script.trim_end().ends_with("done"), "{script}");
@@ -1800,17 +1997,42 @@ mod tests {
         let docs = parse_all(&text);
         let sc = doc(&docs, "StorageClass");
         assert_eq!(sc["metadata"]["name"], "standard");
-        assert_eq!(sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"], "true");
+        assert_eq!(
+            sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"],
+            "true"
+        );
         assert_eq!(sc["provisioner"], "rancher.io/local-path");
         let deploy = doc(&docs, "Deployment");
-        let image = deploy["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
-        assert!(image.starts_with("docker.io/rancher/local-path-provisioner:v0.0.34@sha256:"), "{image}");
+        let image = deploy["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap();
+        assert!(
+            image.starts_with("docker.io/rancher/local-path-provisioner:v0.0.34@sha256:"),
+            "{image}"
+        );
         let cm = doc(&docs, "ConfigMap");
-        let helper: Value = serde_norway::from_str(cm["data"]["helperPod.yaml"].as_str().unwrap()).unwrap();
-        assert!(helper["spec"]["containers"][0]["image"].as_str().unwrap().contains("@sha256:"));
-        let config: Value = serde_json::from_str(cm["data"]["config.json"].as_str().unwrap()).unwrap();
-        assert_eq!(config["nodePathMap"][0]["paths"][0], "/var/local-path-provisioner");
-        for kind in ["Namespace", "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"] {
+        let helper: Value =
+            serde_norway::from_str(cm["data"]["helperPod.yaml"].as_str().unwrap()).unwrap();
+        assert!(
+            helper["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap()
+                .contains("@sha256:")
+        );
+        let config: Value =
+            serde_json::from_str(cm["data"]["config.json"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            config["nodePathMap"][0]["paths"][0],
+            "/var/local-path-provisioner"
+        );
+        for kind in [
+            "Namespace",
+            "ServiceAccount",
+            "Role",
+            "ClusterRole",
+            "RoleBinding",
+            "ClusterRoleBinding",
+        ] {
             doc(&docs, kind);
         }
     }
@@ -1859,7 +2081,8 @@ spec:
         - name: POD_SUBNET
           value: {{ .PodSubnet }}
 ";
-        let out = render_image_cni_with_endpoint(manifest, "10.244.0.0/16", "demo-control-plane").unwrap();
+        let out = render_image_cni_with_endpoint(manifest, "10.244.0.0/16", "demo-control-plane")
+            .unwrap();
         let docs = parse_all(&out);
         assert_eq!(kinds(&docs), ["ServiceAccount", "DaemonSet"]);
         let env = &doc(&docs, "DaemonSet")["spec"]["template"]["spec"]["containers"][0]["env"];
@@ -1882,7 +2105,10 @@ spec:
             let mut c = cluster(v).with_ip_family(IpFamily::Ipv6);
             c.feature_gates.insert("Foo".into(), true);
             let ctx = Context::from_serialize(build_kubeadm_context(&c, &node).unwrap()).unwrap();
-            println!("{}\n=====", render_template(KUBEADM_TEMPLATE, &ctx).unwrap());
+            println!(
+                "{}\n=====",
+                render_template(KUBEADM_TEMPLATE, &ctx).unwrap()
+            );
         }
     }
 

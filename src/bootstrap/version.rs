@@ -339,8 +339,21 @@ mod tests {
     #[test]
     fn rejects_malformed_versions() {
         for bad in [
-            "", "   ", "v", "v1", "vx.y.z", "v1.x.0", "v1..0", "v1.2.3.4", "v1.2.3-", "v1.2.3+",
-            "v1.2.3-al pha", "v1.2.3-a..b", "v-1.2.3", "v1.2.3 v1.2.4", "latest",
+            "",
+            "   ",
+            "v",
+            "v1",
+            "vx.y.z",
+            "v1.x.0",
+            "v1..0",
+            "v1.2.3.4",
+            "v1.2.3-",
+            "v1.2.3+",
+            "v1.2.3-al pha",
+            "v1.2.3-a..b",
+            "v-1.2.3",
+            "v1.2.3 v1.2.4",
+            "latest",
             "v99999999999999999999.1.0",
         ] {
             let err = Version::parse(bad).expect_err(bad);
@@ -365,13 +378,31 @@ mod tests {
 
     #[test]
     fn picks_kubeadm_api_by_minor() {
-        assert_eq!(KubeadmApi::for_version(&v("v1.23.0")).unwrap(), KubeadmApi::V1Beta3);
-        assert_eq!(KubeadmApi::for_version(&v("v1.23.0-alpha.0")).unwrap(), KubeadmApi::V1Beta3);
-        assert_eq!(KubeadmApi::for_version(&v("v1.35.4")).unwrap(), KubeadmApi::V1Beta3);
-        assert_eq!(KubeadmApi::for_version(&v("v1.36.0")).unwrap(), KubeadmApi::V1Beta4);
+        assert_eq!(
+            KubeadmApi::for_version(&v("v1.23.0")).unwrap(),
+            KubeadmApi::V1Beta3
+        );
+        assert_eq!(
+            KubeadmApi::for_version(&v("v1.23.0-alpha.0")).unwrap(),
+            KubeadmApi::V1Beta3
+        );
+        assert_eq!(
+            KubeadmApi::for_version(&v("v1.35.4")).unwrap(),
+            KubeadmApi::V1Beta3
+        );
+        assert_eq!(
+            KubeadmApi::for_version(&v("v1.36.0")).unwrap(),
+            KubeadmApi::V1Beta4
+        );
         // Pre-releases of 1.36 already speak v1beta4 (supported since 1.31).
-        assert_eq!(KubeadmApi::for_version(&v("v1.36.0-alpha.1")).unwrap(), KubeadmApi::V1Beta4);
-        assert_eq!(KubeadmApi::for_version(&v("v1.40.2")).unwrap(), KubeadmApi::V1Beta4);
+        assert_eq!(
+            KubeadmApi::for_version(&v("v1.36.0-alpha.1")).unwrap(),
+            KubeadmApi::V1Beta4
+        );
+        assert_eq!(
+            KubeadmApi::for_version(&v("v1.40.2")).unwrap(),
+            KubeadmApi::V1Beta4
+        );
         assert_eq!(KubeadmApi::V1Beta4.api_version(), "kubeadm.k8s.io/v1beta4");
         assert_eq!(KubeadmApi::V1Beta3.to_string(), "kubeadm.k8s.io/v1beta3");
         assert!(KubeadmApi::V1Beta4.list_args());
@@ -390,6 +421,9 @@ mod tests {
         assert!(KubeadmApi::for_version(&v("v1.0.0")).is_err());
         assert!(KubeadmApi::for_version(&v("v0.36.0")).is_err());
         let err = KubeadmApi::for_version(&v("v2.0.0")).unwrap_err();
-        assert!(matches!(err, RenderError::UnsupportedMajor { .. }), "{err:?}");
+        assert!(
+            matches!(err, RenderError::UnsupportedMajor { .. }),
+            "{err:?}"
+        );
     }
 }

@@ -124,7 +124,9 @@ pub async fn taken_subnets(engine: &Engine) -> Result<Vec<IpNet>> {
 
 /// API ports recorded by every skiff cluster, running or stopped.
 async fn reserved_ports(engine: &Engine) -> Result<HashSet<u16>> {
-    let containers = engine.containers_with_labels(&[labels::API_PORT.to_string()]).await?;
+    let containers = engine
+        .containers_with_labels(&[labels::API_PORT.to_string()])
+        .await?;
     Ok(containers
         .iter()
         .filter_map(|c| c.labels.as_ref()?.get(labels::API_PORT)?.parse().ok())
@@ -147,13 +149,34 @@ pub fn new_create_id() -> String {
     format!("{:x}-{:x}", nanos, std::process::id())
 }
 
+/// Refuses to start when the kubeconfig skiff will write exists but cannot
+/// be parsed: better to fail before creating anything than after, and a
+/// corrupt kubeconfig is never overwritten.
+fn check_kubeconfig(explicit: Option<&std::path::Path>) -> Result<()> {
+    let target = super::kubeconfig_target(explicit);
+    match std::fs::read_to_string(&target) {
+        Ok(text) => {
+            crate::kubeconfig::validate(&text, &target)?;
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::other(
+            format!("cannot read kubeconfig {}: {e}", target.display()),
+            Some("fix its permissions, or pass --kubeconfig with another file".into()),
+        )),
+    }
+}
+
 /// Fails when a cluster of that name exists already.
 pub async fn ensure_absent(engine: &Engine, name: &str) -> Result<()> {
     let filter = format!("{}={name}", labels::CLUSTER);
     if !engine.containers_with_labels(&[filter]).await?.is_empty()
         || engine.network_exists(&plan::network_name(name)).await?
     {
-        return Err(ClusterError::AlreadyExists { name: name.to_string() }.into());
+        return Err(ClusterError::AlreadyExists {
+            name: name.to_string(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -185,7 +208,9 @@ pub async fn run_pipeline(ctx: &mut Context, steps: &[StepDef]) -> Result<()> {
 /// endpoints cannot be removed), then networks.
 pub async fn rollback(engine: &Engine, create_id: &str) -> Result<()> {
     let label = format!("{}={create_id}", labels::CREATE_ID);
-    let containers = engine.containers_with_labels(std::slice::from_ref(&label)).await?;
+    let containers = engine
+        .containers_with_labels(std::slice::from_ref(&label))
+        .await?;
     let removals = containers
         .iter()
         .filter_map(|c| c.id.as_deref())
@@ -206,7 +231,10 @@ pub async fn engine_traits(engine: &Engine) -> Result<EngineTraits> {
         .info()
         .await
         .map_err(|e| engine.wrap("read engine info", e))?;
-    let cgroup_v2 = info.cgroup_version.map(|v| v.to_string() == "2").unwrap_or(false);
+    let cgroup_v2 = info
+        .cgroup_version
+        .map(|v| v.to_string() == "2")
+        .unwrap_or(false);
     Ok(EngineTraits { cgroup_v2 })
 }
 
@@ -215,9 +243,20 @@ pub fn proxy_env_for(plan: &Plan, config: &Cluster) -> Vec<String> {
     let vars: Vec<(String, String)> = std::env::vars().collect();
     let mut exempt = vec![plan.network.subnet.to_string()];
     exempt.extend(config.networking.pod_subnet.split(',').map(str::to_string));
-    exempt.extend(config.networking.service_subnet.split(',').map(str::to_string));
+    exempt.extend(
+        config
+            .networking
+            .service_subnet
+            .split(',')
+            .map(str::to_string),
+    );
     exempt.extend(plan.nodes.iter().map(|n| n.name.clone()));
-    exempt.extend(["localhost".into(), "127.0.0.1".into(), ".svc".into(), ".cluster.local".into()]);
+    exempt.extend([
+        "localhost".into(),
+        "127.0.0.1".into(),
+        ".svc".into(),
+        ".cluster.local".into(),
+    ]);
     crate::node::proxy_env(&vars, &exempt)
 }
 
@@ -250,6 +289,7 @@ pub async fn create(
     steps: &[StepDef],
 ) -> Result<Plan> {
     ensure_absent(engine, &config.name).await?;
+    check_kubeconfig(options.kubeconfig.as_deref())?;
     let create_id = new_create_id();
     let (plan, facts) = plan(engine, &config, &create_id).await?;
     let traits = engine_traits(engine).await?;
@@ -286,7 +326,10 @@ pub async fn create(
                 Ok(()) => cleanup.done(),
                 Err(cleanup_error) => {
                     cleanup.fail();
-                    ui.warn(format!("cleanup failed: {cleanup_error}; run `skiff delete {}`", ctx.plan.cluster));
+                    ui.warn(format!(
+                        "cleanup failed: {cleanup_error}; run `skiff delete {}`",
+                        ctx.plan.cluster
+                    ));
                 }
             }
             Err(e)

@@ -1,7 +1,7 @@
 //! Running commands inside node containers (`docker exec` over the API).
 
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
@@ -60,10 +60,20 @@ impl Engine {
             .map_err(|e| self.wrap(what(), e))?;
         let started = self
             .docker()
-            .start_exec(&created.id, Some(StartExecOptions { detach: false, ..Default::default() }))
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    ..Default::default()
+                }),
+            )
             .await
             .map_err(|e| self.wrap(what(), e))?;
-        let StartExecResults::Attached { mut output, input: mut stdin } = started else {
+        let StartExecResults::Attached {
+            mut output,
+            input: mut stdin,
+        } = started
+        else {
             return Err(EngineError::Io(format!("{}: exec did not attach", what())));
         };
 
@@ -85,7 +95,9 @@ impl Engine {
                     Ok(LogOutput::StdErr { message }) => {
                         out.stderr.push_str(&String::from_utf8_lossy(&message))
                     }
-                    Ok(other) => out.stdout.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                    Ok(other) => out
+                        .stdout
+                        .push_str(&String::from_utf8_lossy(&other.into_bytes())),
                     Err(e) => return Err(self.wrap(what(), e)),
                 }
             }
@@ -116,7 +128,11 @@ impl Engine {
         // Write to a temporary name and rename, so a reader never sees half a file.
         let script = r#"set -e; mkdir -p "$(dirname "$1")"; cat > "$1.skiff-tmp"; chmod "$2" "$1.skiff-tmp"; mv -f "$1.skiff-tmp" "$1""#;
         let out = self
-            .exec_with_input(container, &["sh", "-c", script, "sh", path, &mode], Some(content))
+            .exec_with_input(
+                container,
+                &["sh", "-c", script, "sh", path, &mode],
+                Some(content),
+            )
             .await?;
         if out.success() {
             Ok(())

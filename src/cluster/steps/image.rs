@@ -9,7 +9,11 @@ use crate::engine::EngineError;
 use crate::error::Result;
 use crate::ui::Step;
 
-pub const STEP: StepDef = StepDef { name: "Ensure node image", applies: always, run };
+pub const STEP: StepDef = StepDef {
+    name: "Ensure node image",
+    applies: always,
+    run,
+};
 
 fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {

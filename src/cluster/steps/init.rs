@@ -12,7 +12,11 @@ use crate::error::Result;
 use crate::plan::NodeRole;
 use crate::ui::Step;
 
-pub const STEP: StepDef = StepDef { name: "Start control plane (kubeadm init)", applies: always, run };
+pub const STEP: StepDef = StepDef {
+    name: "Start control plane (kubeadm init)",
+    applies: always,
+    run,
+};
 
 /// What kubeadm needs shared between control planes (relative to /etc/kubernetes).
 const SHARED_CERTS: &[&str] = &[
@@ -41,15 +45,33 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
             &ctx.engine,
             first,
             "kubeadm init",
-            &["kubeadm", "init", &config, "--skip-phases=preflight", "--skip-token-print", "--v=6"],
+            &[
+                "kubeadm",
+                "init",
+                &config,
+                "--skip-phases=preflight",
+                "--skip-token-print",
+                "--v=6",
+            ],
         )
         .await?;
         if control_planes.len() > 1 {
             // Base64 keeps the binary-free text channel of exec output intact.
-            let mut pack = vec!["sh", "-c", "tar -C /etc/kubernetes -cz \"$@\" | base64 -w0", "sh"];
+            let mut pack = vec![
+                "sh",
+                "-c",
+                "tar -C /etc/kubernetes -cz \"$@\" | base64 -w0",
+                "sh",
+            ];
             pack.extend_from_slice(SHARED_CERTS);
-            let archive = bootstrap::run(&ctx.engine, first, "packing the shared certificates", &pack).await?;
-            let unpack = ["sh", "-c", "mkdir -p /etc/kubernetes && base64 -d | tar -C /etc/kubernetes -xz"];
+            let archive =
+                bootstrap::run(&ctx.engine, first, "packing the shared certificates", &pack)
+                    .await?;
+            let unpack = [
+                "sh",
+                "-c",
+                "mkdir -p /etc/kubernetes && base64 -d | tar -C /etc/kubernetes -xz",
+            ];
             let copies = control_planes[1..].iter().map(|node| {
                 bootstrap::run_with_input(
                     &ctx.engine,

@@ -10,12 +10,24 @@ use crate::error::Result;
 use crate::plan::NodeRole;
 use crate::ui::Step;
 
-pub const CONTROL_PLANES: StepDef =
-    StepDef { name: "Join control planes", applies: has_more_control_planes, run: run_control_planes };
-pub const WORKERS: StepDef = StepDef { name: "Join workers", applies: has_workers, run: run_workers };
+pub const CONTROL_PLANES: StepDef = StepDef {
+    name: "Join control planes",
+    applies: has_more_control_planes,
+    run: run_control_planes,
+};
+pub const WORKERS: StepDef = StepDef {
+    name: "Join workers",
+    applies: has_workers,
+    run: run_workers,
+};
 
 fn has_more_control_planes(ctx: &Context) -> bool {
-    ctx.plan.nodes.iter().filter(|n| n.role == NodeRole::ControlPlane).count() > 1
+    ctx.plan
+        .nodes
+        .iter()
+        .filter(|n| n.role == NodeRole::ControlPlane)
+        .count()
+        > 1
 }
 
 fn has_workers(ctx: &Context) -> bool {
@@ -24,14 +36,30 @@ fn has_workers(ctx: &Context) -> bool {
 
 async fn join(engine: &Engine, node: &str) -> Result<()> {
     let config = format!("--config={}", bootstrap::KUBEADM_CONFIG);
-    bootstrap::run(engine, node, "kubeadm join", &["kubeadm", "join", &config, "--skip-phases=preflight", "--v=6"])
-        .await
-        .map(drop)
+    bootstrap::run(
+        engine,
+        node,
+        "kubeadm join",
+        &[
+            "kubeadm",
+            "join",
+            &config,
+            "--skip-phases=preflight",
+            "--v=6",
+        ],
+    )
+    .await
+    .map(drop)
 }
 
 fn run_control_planes<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
-        let nodes = ctx.plan.nodes.iter().filter(|n| n.role == NodeRole::ControlPlane).skip(1);
+        let nodes = ctx
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.role == NodeRole::ControlPlane)
+            .skip(1);
         for node in nodes {
             progress.progress(&node.name);
             join(&ctx.engine, &node.name).await?;

@@ -11,12 +11,26 @@ use crate::ui::Step;
 
 use super::manifests::first_control_plane;
 
-pub const STEP: StepDef = StepDef { name: "Write kubeconfig", applies: always, run };
+pub const STEP: StepDef = StepDef {
+    name: "Write kubeconfig",
+    applies: always,
+    run,
+};
 
 fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
-        let admin = bootstrap::run(&ctx.engine, first_control_plane(ctx), "reading admin.conf", &["cat", bootstrap::ADMIN_CONF]).await?;
-        let config = kubeconfig::rewrite_admin_conf(&admin.stdout, &ctx.plan.cluster, &ctx.plan.api_server.url())?;
+        let admin = bootstrap::run(
+            &ctx.engine,
+            first_control_plane(ctx),
+            "reading admin.conf",
+            &["cat", bootstrap::ADMIN_CONF],
+        )
+        .await?;
+        let config = kubeconfig::rewrite_admin_conf(
+            &admin.stdout,
+            &ctx.plan.cluster,
+            &ctx.plan.api_server.url(),
+        )?;
         let target = crate::cluster::kubeconfig_target(ctx.options.kubeconfig.as_deref());
         progress.progress(target.display().to_string());
         kubeconfig::merge_into_file(&target, &config, true)?;

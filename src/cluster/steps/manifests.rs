@@ -13,8 +13,16 @@ use crate::error::Result;
 use crate::plan::NodeRole;
 use crate::ui::Step;
 
-pub const CNI: StepDef = StepDef { name: "Install CNI", applies: cni_enabled, run: run_cni };
-pub const STORAGE: StepDef = StepDef { name: "Install StorageClass", applies: always, run: run_storage };
+pub const CNI: StepDef = StepDef {
+    name: "Install CNI",
+    applies: cni_enabled,
+    run: run_cni,
+};
+pub const STORAGE: StepDef = StepDef {
+    name: "Install StorageClass",
+    applies: always,
+    run: run_storage,
+};
 
 fn cni_enabled(ctx: &Context) -> bool {
     !ctx.config.networking.disable_default_cni
@@ -40,7 +48,9 @@ pub(crate) async fn apply(ctx: &Context, what: &str, manifest: &str) -> Result<(
     let node = first_control_plane(ctx);
     let cmd = bootstrap::kubectl(&["apply", "-f", "-"]);
     let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    bootstrap::run_with_input(&ctx.engine, node, what, &cmd, Some(manifest.as_bytes())).await.map(drop)
+    bootstrap::run_with_input(&ctx.engine, node, what, &cmd, Some(manifest.as_bytes()))
+        .await
+        .map(drop)
 }
 
 fn run_cni<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()>> {
@@ -59,10 +69,11 @@ fn run_storage<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, R
     Box::pin(async move {
         let node = first_control_plane(ctx);
         let pod_subnet = &ctx.config.networking.pod_subnet;
-        let manifest = match image_manifest(ctx, node, "/kind/manifests/default-storage.yaml").await? {
-            Some(text) => text,
-            None => render::render_manifest(render::CniOrStorage::Storage, pod_subnet)?,
-        };
+        let manifest =
+            match image_manifest(ctx, node, "/kind/manifests/default-storage.yaml").await? {
+                Some(text) => text,
+                None => render::render_manifest(render::CniOrStorage::Storage, pod_subnet)?,
+            };
         apply(ctx, "applying the storage manifest", &manifest).await
     })
 }

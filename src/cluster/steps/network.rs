@@ -8,7 +8,11 @@ use crate::error::Result;
 use crate::plan;
 use crate::ui::Step;
 
-pub const STEP: StepDef = StepDef { name: "Create network", applies: always, run };
+pub const STEP: StepDef = StepDef {
+    name: "Create network",
+    applies: always,
+    run,
+};
 
 /// How often a subnet chosen concurrently by another create is re-chosen.
 const SUBNET_ATTEMPTS: usize = 5;
@@ -34,7 +38,10 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
             // Newer engines refuse duplicate names: another create of the
             // same cluster got here first.
             if err.is_conflict() {
-                return Err(ClusterError::CreateRace { name: ctx.plan.cluster.clone() }.into());
+                return Err(ClusterError::CreateRace {
+                    name: ctx.plan.cluster.clone(),
+                }
+                .into());
             }
             // Another create (of another cluster) took the same free subnet
             // between our look and our create: choose again and re-plan.

@@ -20,7 +20,11 @@ use crate::node::{self, Privileges};
 use crate::plan::labels;
 use crate::ui::Step;
 
-pub const STEP: StepDef = StepDef { name: "Create nodes", applies: always, run };
+pub const STEP: StepDef = StepDef {
+    name: "Create nodes",
+    applies: always,
+    run,
+};
 
 fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
@@ -62,9 +66,13 @@ async fn fall_back(ctx: &mut Context) -> Result<()> {
         };
         // An engine older than a capability the host lacks rejects its name;
         // it cannot grant it either, so there is nothing to drop.
-        let Some(cap) = node::unknown_capability(&err.to_string()) else { return Err(err) };
+        let Some(cap) = node::unknown_capability(&err.to_string()) else {
+            return Err(err);
+        };
         remove_nodes(ctx).await?;
-        let Privileges::Capabilities { drop } = &mut ctx.privileges else { return Err(err) };
+        let Privileges::Capabilities { drop } = &mut ctx.privileges else {
+            return Err(err);
+        };
         let before = drop.len();
         drop.retain(|c| *c != cap && *c != format!("CAP_{cap}"));
         if drop.len() == before {
@@ -87,37 +95,59 @@ async fn create_and_start(ctx: &Context) -> Result<()> {
         let mut body =
             node::container_body(n, network, &ctx.privileges, ctx.traits, &ctx.proxy_env);
         if let Some(l) = body.labels.as_mut() {
-            l.insert(labels::PRIVILEGED.into(), ctx.privileges.is_privileged().to_string());
+            l.insert(
+                labels::PRIVILEGED.into(),
+                ctx.privileges.is_privileged().to_string(),
+            );
         }
         create(&ctx.engine, &ctx.plan.cluster, &n.name, body)
     });
     first_error(join_all(creates).await)?;
-    let starts = ctx.plan.nodes.iter().map(|n| ctx.engine.start_container(&n.name));
+    let starts = ctx
+        .plan
+        .nodes
+        .iter()
+        .map(|n| ctx.engine.start_container(&n.name));
     first_error(join_all(starts).await).map_err(Into::into)
 }
 
-async fn create(engine: &Engine, cluster: &str, name: &str, body: ContainerCreateBody) -> Result<()> {
+async fn create(
+    engine: &Engine,
+    cluster: &str,
+    name: &str,
+    body: ContainerCreateBody,
+) -> Result<()> {
     match engine.create_container(name, body).await {
         Ok(_) => Ok(()),
         // The name is taken: a concurrent create of the same cluster won.
-        Err(e) if e.is_conflict() => {
-            Err(ClusterError::CreateRace { name: cluster.to_string() }.into())
+        Err(e) if e.is_conflict() => Err(ClusterError::CreateRace {
+            name: cluster.to_string(),
         }
+        .into()),
         Err(e) => Err(e.into()),
     }
 }
 
 /// The capability error names no capability, so prefer it over others.
-fn first_error<E: std::fmt::Display>(results: Vec<std::result::Result<(), E>>) -> std::result::Result<(), E> {
+fn first_error<E: std::fmt::Display>(
+    results: Vec<std::result::Result<(), E>>,
+) -> std::result::Result<(), E> {
     let mut errors: Vec<E> = results.into_iter().filter_map(|r| r.err()).collect();
-    if let Some(i) = errors.iter().position(|e| node::is_capability_error(&e.to_string())) {
+    if let Some(i) = errors
+        .iter()
+        .position(|e| node::is_capability_error(&e.to_string()))
+    {
         return Err(errors.swap_remove(i));
     }
     errors.into_iter().next().map_or(Ok(()), Err)
 }
 
 async fn remove_nodes(ctx: &Context) -> Result<()> {
-    let removals = ctx.plan.nodes.iter().map(|n| ctx.engine.remove_container(&n.name));
+    let removals = ctx
+        .plan
+        .nodes
+        .iter()
+        .map(|n| ctx.engine.remove_container(&n.name));
     first_error(join_all(removals).await).map_err(Into::into)
 }
 
@@ -129,7 +159,12 @@ async fn host_bounding_set(ctx: &Context) -> Result<u64> {
   case "$(cat "$p/comm" 2>/dev/null)" in containerd-shim*|containerd|dockerd) grep CapBnd "$p/status"; exit 0 ;; esac
 done
 grep CapBnd /proc/1/status"#;
-    let image = ctx.plan.nodes.iter().map(|n| n.image.as_str()).find(|i| !i.is_empty());
+    let image = ctx
+        .plan
+        .nodes
+        .iter()
+        .map(|n| n.image.as_str())
+        .find(|i| !i.is_empty());
     let image = image.ok_or_else(|| step_error("probe capabilities", "no node image"))?;
     let name = format!("skiff-capability-probe-{}", ctx.facts.create_id);
     let mut probe_labels: HashMap<String, String> = HashMap::new();
@@ -139,7 +174,10 @@ grep CapBnd /proc/1/status"#;
         entrypoint: Some(vec!["sh".into(), "-c".into(), SCRIPT.into()]),
         cmd: Some(vec![]),
         labels: Some(probe_labels),
-        host_config: Some(HostConfig { pid_mode: Some("host".into()), ..Default::default() }),
+        host_config: Some(HostConfig {
+            pid_mode: Some("host".into()),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let engine = &ctx.engine;
@@ -147,7 +185,11 @@ grep CapBnd /proc/1/status"#;
     let result = async {
         engine.start_container(&name).await?;
         for _ in 0..100 {
-            let state = engine.inspect_container(&name).await?.state.unwrap_or_default();
+            let state = engine
+                .inspect_container(&name)
+                .await?
+                .state
+                .unwrap_or_default();
             if state.running != Some(true) {
                 break;
             }
@@ -158,6 +200,10 @@ grep CapBnd /proc/1/status"#;
     .await;
     engine.remove_container(&name).await?;
     let output = result?;
-    node::bounding_set(&output)
-        .ok_or_else(|| step_error("probe host capabilities", format!("unexpected output {output:?}")))
+    node::bounding_set(&output).ok_or_else(|| {
+        step_error(
+            "probe host capabilities",
+            format!("unexpected output {output:?}"),
+        )
+    })
 }

@@ -15,7 +15,11 @@ use crate::ui::Step;
 
 use super::manifests::first_control_plane;
 
-pub const STEP: StepDef = StepDef { name: "Wait for nodes to be Ready", applies, run };
+pub const STEP: StepDef = StepDef {
+    name: "Wait for nodes to be Ready",
+    applies,
+    run,
+};
 
 const POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -32,7 +36,14 @@ fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>
             .filter(|n| n.role != NodeRole::LoadBalancer)
             .map(|n| n.name.clone())
             .collect();
-        wait_ready(&ctx.engine, first_control_plane(ctx), &nodes, ctx.options.wait, progress).await
+        wait_ready(
+            &ctx.engine,
+            first_control_plane(ctx),
+            &nodes,
+            ctx.options.wait,
+            progress,
+        )
+        .await
     })
 }
 
@@ -53,7 +64,11 @@ pub async fn wait_ready(
         let pending: Vec<String> = if api_ready {
             let listed = exec_kubectl(engine, control_plane, &["get", "nodes", "-o", "json"]).await;
             let ready = listed.as_deref().map(ready_nodes).unwrap_or_default();
-            nodes.iter().filter(|n| !ready.contains(*n)).cloned().collect()
+            nodes
+                .iter()
+                .filter(|n| !ready.contains(*n))
+                .cloned()
+                .collect()
         } else {
             vec!["API server".to_string()]
         };
@@ -65,7 +80,19 @@ pub async fn wait_ready(
             let mut logs = String::new();
             for node in pending.iter().filter(|n| nodes.contains(n)) {
                 let out = engine
-                    .exec(node, &["journalctl", "-u", "kubelet", "-n", "10", "--no-pager", "-o", "cat"])
+                    .exec(
+                        node,
+                        &[
+                            "journalctl",
+                            "-u",
+                            "kubelet",
+                            "-n",
+                            "10",
+                            "--no-pager",
+                            "-o",
+                            "cat",
+                        ],
+                    )
                     .await?;
                 logs += &format!("{node}:\n{}\n", out.stdout.trim_end());
             }
@@ -89,15 +116,19 @@ async fn exec_kubectl(engine: &Engine, node: &str, args: &[&str]) -> Option<Stri
 
 /// Names of the nodes whose Ready condition is True in a `kubectl get nodes -o json`.
 pub fn ready_nodes(json: &str) -> BTreeSet<String> {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else { return BTreeSet::new() };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
+        return BTreeSet::new();
+    };
     value["items"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|node| {
-            node["status"]["conditions"].as_array().into_iter().flatten().any(|c| {
-                c["type"] == "Ready" && c["status"] == "True"
-            })
+            node["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
         })
         .filter_map(|node| node["metadata"]["name"].as_str().map(str::to_string))
         .collect()

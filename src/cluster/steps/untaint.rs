@@ -13,7 +13,11 @@ use crate::ui::Step;
 
 use super::manifests::first_control_plane;
 
-pub const STEP: StepDef = StepDef { name: "Allow workloads on the control plane", applies, run };
+pub const STEP: StepDef = StepDef {
+    name: "Allow workloads on the control plane",
+    applies,
+    run,
+};
 
 fn applies(ctx: &Context) -> bool {
     let count = |role| ctx.plan.nodes.iter().filter(|n| n.role == role).count();
@@ -22,7 +26,12 @@ fn applies(ctx: &Context) -> bool {
 
 fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
-        let cmd = bootstrap::kubectl(&["taint", "nodes", "--all", "node-role.kubernetes.io/control-plane-"]);
+        let cmd = bootstrap::kubectl(&[
+            "taint",
+            "nodes",
+            "--all",
+            "node-role.kubernetes.io/control-plane-",
+        ]);
         let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
         let out = ctx.engine.exec(first_control_plane(ctx), &cmd).await?;
         // "not found" means the taint is already gone: fine.

@@ -13,7 +13,11 @@ use crate::error::Result;
 use crate::plan::NodeRole;
 use crate::ui::Step;
 
-pub const STEP: StepDef = StepDef { name: "Write node configuration", applies: always, run };
+pub const STEP: StepDef = StepDef {
+    name: "Write node configuration",
+    applies: always,
+    run,
+};
 
 const CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
 
@@ -27,8 +31,19 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
         });
         try_join_all(writes).await?;
         // HAProxy images reload their configuration on SIGHUP to PID 1.
-        if let Some(lb) = ctx.plan.nodes.iter().find(|n| n.role == NodeRole::LoadBalancer) {
-            bootstrap::run(&ctx.engine, &lb.name, "reloading the load balancer", &["kill", "-s", "HUP", "1"]).await?;
+        if let Some(lb) = ctx
+            .plan
+            .nodes
+            .iter()
+            .find(|n| n.role == NodeRole::LoadBalancer)
+        {
+            bootstrap::run(
+                &ctx.engine,
+                &lb.name,
+                "reloading the load balancer",
+                &["kill", "-s", "HUP", "1"],
+            )
+            .await?;
         }
         if !ctx.config.containerd_config_patches.is_empty() {
             let patches = ctx
@@ -45,10 +60,28 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
 
 async fn patch_containerd(ctx: &Context, node: &str) -> Result<()> {
     let engine = &ctx.engine;
-    let current = bootstrap::run(engine, node, "reading the containerd config", &["cat", CONTAINERD_CONFIG]).await?;
-    let merged = patch::merge_containerd_config(&current.stdout, &ctx.config.containerd_config_patches)
-        .map_err(|e| crate::bootstrap::render::RenderError::Patch { scope: "containerdConfigPatches".into(), error: e })?;
-    engine.write_file(node, CONTAINERD_CONFIG, merged.as_bytes(), 0o644).await?;
-    bootstrap::run(engine, node, "restarting containerd", &["systemctl", "restart", "containerd"]).await?;
+    let current = bootstrap::run(
+        engine,
+        node,
+        "reading the containerd config",
+        &["cat", CONTAINERD_CONFIG],
+    )
+    .await?;
+    let merged =
+        patch::merge_containerd_config(&current.stdout, &ctx.config.containerd_config_patches)
+            .map_err(|e| crate::bootstrap::render::RenderError::Patch {
+                scope: "containerdConfigPatches".into(),
+                error: e,
+            })?;
+    engine
+        .write_file(node, CONTAINERD_CONFIG, merged.as_bytes(), 0o644)
+        .await?;
+    bootstrap::run(
+        engine,
+        node,
+        "restarting containerd",
+        &["systemctl", "restart", "containerd"],
+    )
+    .await?;
     Ok(())
 }

@@ -121,6 +121,18 @@ def check_mix(seen):
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
+def load_config(path, want, rec):
+    try:
+        with open(path) as f:
+            rec.set(config_file=path, config=f.read())
+    except OSError:
+        rec.set(config_file=path)
+    try:
+        return kubeadm_config.load(path, want)
+    except kubeadm_config.ConfigError as e:
+        raise ExitError("%s\n%s" % (e.msg, TRACE_HINT))
+
+
 def hostname():
     return socket.gethostname().lower()
 
@@ -217,8 +229,13 @@ def wait_healthy(url_host, port, timeout, ctx):
     raise ExitError("error execution phase wait-control-plane: could not check API server health: %s\n%s" % (last, TRACE_HINT))
 
 
+API_CALL_TIMEOUT = 60
+
+
 def admin_client(path=None):
-    return common.Client.from_kubeconfig(path or common.ADMIN_CONF)
+    c = common.Client.from_kubeconfig(path or common.ADMIN_CONF)
+    c.retry_for = API_CALL_TIMEOUT
+    return c
 
 
 def upsert(client, path_collection, obj):
@@ -286,9 +303,8 @@ def ensure_sa():
         out("[certs] Using the existing \"sa\" key")
         return
     out('[certs] Generating "sa" key and public key')
-    common._openssl("genrsa", "-out", p("sa.key"), "2048")
-    os.chmod(p("sa.key"), 0o600)
-    common._openssl("rsa", "-in", p("sa.key"), "-pubout", "-out", p("sa.pub"))
+    common.new_key(p("sa.key"))
+    common._openssl("pkey", "-in", p("sa.key"), "-pubout", "-out", p("sa.pub"))
 
 
 def leaf(base, ca, cn, orgs=(), sans=(), server=False, client=False):
@@ -442,8 +458,10 @@ def cmd_init(args, rec):
     path = values.get("config")
     if not path:
         raise ExitError("skiff stand-in: kubeadm init without --config is not supported\n" + TRACE_HINT)
-    cfg, text = kubeadm_config.load(path, "init")
+    cfg, text = load_config(path, "init", rec)
     rec.set(config_file=path, config=text)
+    if cfg.get("ClusterConfiguration").get("encryptionAlgorithm"):
+        common.KEY_ALGORITHM = cfg.get("ClusterConfiguration")["encryptionAlgorithm"]
     for w in cfg.warnings:
         common.klog("W", w, "strict.go:54")
     version = common.node_version()
@@ -642,6 +660,7 @@ def discover(jc, ctx):
         if h not in pins:
             fail_phase("preflight", "couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys \"%s\" are pinned" % h)
     client = common.Client(server, ca_pem, token=token, timeout=10)
+    client.retry_for = API_CALL_TIMEOUT
     try:
         client.get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
     except common.APIError as e:
@@ -670,7 +689,7 @@ def cmd_join(args, rec):
     path = values.get("config")
     if not path:
         raise ExitError("skiff stand-in: kubeadm join without --config is not supported\n" + TRACE_HINT)
-    cfg, text = kubeadm_config.load(path, "join")
+    cfg, text = load_config(path, "join", rec)
     rec.set(config_file=path, config=text)
     for w in cfg.warnings:
         common.klog("W", w, "strict.go:54")
@@ -688,6 +707,8 @@ def cmd_join(args, rec):
     cc = common.load_yaml_docs(cm["data"]["ClusterConfiguration"])[0]
     out("[preflight] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"...")
     cluster_name = cc.get("clusterName") or "kubernetes"
+    if cc.get("encryptionAlgorithm"):
+        common.KEY_ALGORITHM = cc["encryptionAlgorithm"]
     os.makedirs(PKI_DIR, exist_ok=True)
     if control_plane:
         if jc["controlPlane"] and jc["controlPlane"].get("certificateKey"):
@@ -722,13 +743,12 @@ def cmd_join(args, rec):
                         bind_port, ctx)
     # kubelet client certificate: workers have no CA key, so ask the cluster
     # to sign one (the stand-in for the kubelet's TLS bootstrap CSR).
-    out("[kubelet-start] Writing kubelet configuration to file \"/var/lib/kubelet/config.yaml\"")
     kcm = client.get("/api/v1/namespaces/kube-system/configmaps/kubelet-config")
     kcfg = common.load_yaml_docs(kcm["data"]["kubelet"])[0]
     if cfg.component.get("KubeletConfiguration"):
         kcfg.update(cfg.component["KubeletConfiguration"])
     key_path = "/etc/kubernetes/kubelet-client.key.tmp"
-    common._openssl("genrsa", "-out", key_path, "2048")
+    common.new_key(key_path)
     csr = common._openssl("req", "-new", "-key", key_path, "-subj", "/O=system:nodes/CN=system:node:" + node_name).decode()
     signed = client.request("POST", "/skiff-standin/sign-node-cert", {"nodeName": node_name, "csr": csr})
     with open(key_path, "rb") as f:
@@ -754,6 +774,7 @@ def cmd_join(args, rec):
     wait_kubelet_healthy(ctx)
     out("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")
     node_client = common.Client.from_kubeconfig("/etc/kubernetes/kubelet.conf")
+    node_client.retry_for = API_CALL_TIMEOUT
     if wait_for_node(node_client, node_name, 240, ctx) is None:
         fail_phase("kubelet-start", "timed out waiting for the condition: node \"%s\" was not registered" % node_name)
     if control_plane:
