@@ -499,11 +499,10 @@ fn parse_cidr(field: &'static str, whole: &str, cidr: &str) -> Result<bool, Rend
     let prefix: u8 = prefix
         .parse()
         .map_err(|_| bad("has an invalid prefix length"))?;
-    if let Ok(ip) = addr.parse::<Ipv4Addr>() {
+    if addr.parse::<Ipv4Addr>().is_ok() {
         if prefix > 32 {
             return Err(bad("has a prefix longer than 32"));
         }
-        let _ = ip;
         Ok(false)
     } else if addr.parse::<Ipv6Addr>().is_ok() {
         if prefix > 128 {
@@ -2099,17 +2098,15 @@ spec:
     }
 
     #[test]
-    #[ignore = "prints raw template output for eyeballing"]
-    fn show_raw_kubeadm() {
-        for (v, node) in [("v1.35.0", first_cp()), ("v1.36.1", second_cp())] {
-            let mut c = cluster(v).with_ip_family(IpFamily::Ipv6);
-            c.feature_gates.insert("Foo".into(), true);
-            let ctx = Context::from_serialize(build_kubeadm_context(&c, &node).unwrap()).unwrap();
-            println!(
-                "{}\n=====",
-                render_template(KUBEADM_TEMPLATE, &ctx).unwrap()
-            );
-        }
+    fn enums_use_kind_config_spellings() {
+        let family: IpFamily = serde_json::from_str("\"dual\"").unwrap();
+        assert_eq!(family, IpFamily::Dual);
+        let mode: KubeProxyMode = serde_json::from_str("\"none\"").unwrap();
+        assert_eq!(mode, KubeProxyMode::None);
+        let role: NodeRole = serde_json::from_str("\"control-plane\"").unwrap();
+        assert_eq!(role, NodeRole::ControlPlane);
+        assert_eq!(serde_json::to_string(&IpFamily::Ipv6).unwrap(), "\"ipv6\"");
+        assert_eq!(KubeProxyMode::Nftables.as_str(), "nftables");
     }
 
     #[test]

@@ -26,10 +26,9 @@ use super::render::RenderError;
 
 /// The oldest Kubernetes minor release skiff can bootstrap.
 ///
-/// kubeadm's `v1beta3` configuration API (the oldest skiff renders) and the
-/// `skipPhases` field it relies on both exist from kubeadm 1.22, but node
-/// images older than 1.23 also predate the containerd and cgroup setup skiff
-/// expects, so 1.23 is the floor.
+/// Before 1.23 node images need kubeadm's `v1beta2` configuration API
+/// (kind still renders it for them). skiff only carries `v1beta3` and
+/// `v1beta4`, and Kubernetes releases that old are long out of support.
 pub const MIN_SUPPORTED: (u64, u64) = (1, 23);
 
 /// A node image skiff suggests when the one in use is too old.

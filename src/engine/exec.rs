@@ -107,12 +107,24 @@ impl Engine {
         let mut out = read?;
         written.map_err(|e| EngineError::Io(format!("{}: writing stdin: {e}", what())))?;
 
-        let inspected = self
-            .docker()
-            .inspect_exec(&created.id)
-            .await
-            .map_err(|e| self.wrap(what(), e))?;
-        out.exit_code = inspected.exit_code.unwrap_or(-1);
+        // The output stream can end a moment before the engine records the
+        // exit (and, under load, before the process has finished): wait for
+        // the engine to say it is done rather than trusting a stale answer.
+        for attempt in 0u64.. {
+            let inspected = self
+                .docker()
+                .inspect_exec(&created.id)
+                .await
+                .map_err(|e| self.wrap(what(), e))?;
+            if inspected.running != Some(true) {
+                out.exit_code = inspected.exit_code.unwrap_or(-1);
+                break;
+            }
+            if attempt >= 3000 {
+                return Err(EngineError::Io(format!("{}: still running after its output ended", what())));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         Ok(out)
     }
 
