@@ -112,8 +112,12 @@ pub struct CreateArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Node image for every node without its own.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kubernetes_version")]
     pub image: Option<String>,
+    /// Kubernetes version, resolved to a published kindest/node image pinned
+    /// by digest (e.g. v1.35.0, or v1.35 for the newest listed patch).
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
     /// Number of control-plane nodes.
     #[arg(long, value_name = "N")]
     pub control_planes: Option<u32>,
@@ -359,12 +363,13 @@ async fn run_create(args: CreateArgs, engine_host: Option<String>, ui: &Ui) -> R
                 .filter(|s| !s.is_empty())
         }),
         image: args.image,
+        kubernetes_version: args.kubernetes_version,
         control_planes: args.control_planes,
         workers: args.workers,
-        ..Default::default()
     };
     let source = file.as_ref().map(|(text, origin)| Source { text, origin });
-    let config = config::load(source, &overrides)?;
+    let mut config = config::load(source, &overrides)?;
+    resolve_kubernetes_version(&mut config)?;
     let engine = Engine::connect(engine_host).await?;
 
     if args.dry_run {
@@ -395,6 +400,24 @@ async fn run_create(args: CreateArgs, engine_host: Option<String>, ui: &Ui) -> R
             );
         }
     }
+    Ok(())
+}
+
+/// Turns `kubernetesVersion` into the pinned image it stands for.
+fn resolve_kubernetes_version(config: &mut config::Cluster) -> Result<()> {
+    let Some(version) = config.kubernetes_version.clone() else {
+        return Ok(());
+    };
+    if config.image.is_some() {
+        return Ok(());
+    }
+    let image = crate::bootstrap::node_images::image_for(&version).ok_or_else(|| {
+        Error::Usage(format!(
+            "no published node image for Kubernetes {version}; known versions: {}",
+            crate::bootstrap::node_images::known_versions()
+        ))
+    })?;
+    config.image = Some(image.to_string());
     Ok(())
 }
 

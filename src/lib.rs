@@ -17,6 +17,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod download;
 pub mod engine;
 pub mod error;
 pub mod kubeconfig;

@@ -223,3 +223,82 @@ fn a_missing_image_that_cannot_be_pulled_says_how_to_get_one() {
     );
     assert_gone(&name);
 }
+
+/// Writes `text` to a config file and runs `skiff create --config` with it.
+fn create_with_config(name: &str, text: &str) -> Run {
+    let dir = temp_dir();
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, text).unwrap();
+    let image = image();
+    skiff(&["create", name, "--image", &image, "--config", &path.display().to_string()])
+}
+
+#[test]
+fn every_invalid_config_is_refused_before_anything_is_created() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "unknown field",
+            "apiVersion: skiff.dev/v1alpha1\nkind: Cluster\nnodes:\n- role: control-plane\n  extraPortMapping: []\n",
+            "extraPortMappings",
+        ),
+        (
+            "no control plane",
+            "apiVersion: skiff.dev/v1alpha1\nkind: Cluster\nnodes:\n- role: worker\n",
+            "control",
+        ),
+        (
+            "duplicate host ports",
+            "apiVersion: skiff.dev/v1alpha1\nkind: Cluster\nnodes:\n- role: control-plane\n  extraPortMappings:\n  - {containerPort: 80, hostPort: 8080}\n- role: worker\n  extraPortMappings:\n  - {containerPort: 80, hostPort: 8080, listenAddress: 127.0.0.1}\n",
+            "8080",
+        ),
+        (
+            "relative host path",
+            "apiVersion: skiff.dev/v1alpha1\nkind: Cluster\nnodes:\n- role: control-plane\n  extraMounts:\n  - {hostPath: data, containerPath: /data}\n",
+            "hostPath",
+        ),
+        (
+            "missing host path",
+            "apiVersion: skiff.dev/v1alpha1\nkind: Cluster\nnodes:\n- role: control-plane\n  extraMounts:\n  - {hostPath: /does/not/exist/skiff, containerPath: /data}\n",
+            "/does/not/exist/skiff",
+        ),
+        (
+            "port out of range",
+            "apiVersion: skiff.dev/v1alpha1\nkind: Cluster\nnodes:\n- role: control-plane\n  extraPortMappings:\n  - {containerPort: 70000, hostPort: 80}\n",
+            "containerPort",
+        ),
+        (
+            "bad CIDR",
+            "apiVersion: skiff.dev/v1alpha1\nkind: Cluster\nnetworking:\n  subnet: 10.1.2.0/33\n",
+            "subnet",
+        ),
+        (
+            "kind file with an unknown field",
+            "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nnodes:\n- role: control-plane\n  imagee: x\n",
+            "imagee",
+        ),
+        ("not a cluster config", "apiVersion: v1\nkind: Pod\n", "apiVersion"),
+    ];
+    for (what, text, needle) in cases {
+        let name = unique_name("badcfg");
+        let run = create_with_config(&name, text);
+        assert_eq!(run.code, 2, "{what}: {}", run.stderr);
+        assert!(run.stderr.contains(needle), "{what}: expected {needle:?} in {}", run.stderr);
+        assert!(run.stderr.contains("cluster.yaml"), "{what}: the file is named: {}", run.stderr);
+        assert_gone(&name);
+    }
+}
+
+#[test]
+fn a_kind_config_file_creates_the_cluster_it_describes() {
+    let name = unique_name("kindcfg");
+    let _guard = ClusterGuard(name.clone());
+    let run = create_with_config(
+        &name,
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  labels:\n    tier: edge\n- role: worker\n",
+    )
+    .ok();
+    assert!(run.stdout.contains("is up"), "{}", run.stdout);
+    assert_eq!(containers_of(&name), vec![format!("{name}-control-plane"), format!("{name}-worker")]);
+    let conf = docker_out(&["exec", &format!("{name}-control-plane"), "cat", "/kind/kubeadm.conf"]);
+    assert!(conf.contains("tier=edge"), "node labels reach the kubelet: {conf}");
+}

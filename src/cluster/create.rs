@@ -114,10 +114,10 @@ pub async fn taken_subnets(engine: &Engine) -> Result<Vec<IpNet>> {
         .iter()
         .filter_map(|s| s.parse().ok())
         .collect();
-    if engine.endpoint().host.starts_with("unix://") {
-        if let Ok(text) = std::fs::read_to_string("/proc/net/route") {
-            taken.extend(plan::parse_proc_routes(&text));
-        }
+    if engine.endpoint().host.starts_with("unix://")
+        && let Ok(text) = std::fs::read_to_string("/proc/net/route")
+    {
+        taken.extend(plan::parse_proc_routes(&text));
     }
     Ok(taken)
 }

@@ -188,18 +188,19 @@ pub fn group(containers: Vec<ContainerSummary>) -> Vec<ClusterInfo> {
                 created_at: labels_map.get(labels::CREATED_AT).cloned(),
                 nodes: Vec::new(),
             });
-        if role != NodeRole::Worker && entry.api_server.is_none() {
-            if let (Some(addr), Some(port)) = (
+        if role != NodeRole::Worker
+            && entry.api_server.is_none()
+            && let (Some(addr), Some(port)) = (
                 labels_map.get(labels::API_ADDRESS),
                 labels_map.get(labels::API_PORT),
-            ) {
-                let addr = if addr.contains(':') {
-                    format!("[{addr}]")
-                } else {
-                    addr.clone()
-                };
-                entry.api_server = Some(format!("https://{addr}:{port}"));
-            }
+            )
+        {
+            let addr = if addr.contains(':') {
+                format!("[{addr}]")
+            } else {
+                addr.clone()
+            };
+            entry.api_server = Some(format!("https://{addr}:{port}"));
         }
         entry.nodes.push(node);
     }
@@ -233,6 +234,27 @@ fn natural_key(name: &str) -> (String, u64) {
         name[..name.len() - number.len()].to_string(),
         number.parse().unwrap_or(0),
     )
+}
+
+/// The steps of `skiff create`, in order.
+pub fn create_steps() -> Vec<create::StepDef> {
+    steps::all()
+}
+
+/// The kubeconfig file skiff writes: `--kubeconfig`, else kubectl's choice.
+pub fn kubeconfig_target(explicit: Option<&std::path::Path>) -> std::path::PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    crate::kubeconfig::target_path(explicit, std::env::var_os("KUBECONFIG").as_deref(), &home)
+}
+
+/// Every kubeconfig file that may hold a cluster's entries.
+pub fn kubeconfig_candidates(explicit: Option<&std::path::Path>) -> Vec<std::path::PathBuf> {
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    crate::kubeconfig::candidate_paths(explicit, std::env::var_os("KUBECONFIG").as_deref(), &home)
 }
 
 #[cfg(test)]
@@ -297,25 +319,4 @@ mod tests {
         assert_eq!(clusters[1].nodes[0].ip.as_deref(), Some("10.0.1.2"));
         assert_eq!(clusters[2].state, "degraded");
     }
-}
-
-/// The steps of `skiff create`, in order.
-pub fn create_steps() -> Vec<create::StepDef> {
-    steps::all()
-}
-
-/// The kubeconfig file skiff writes: `--kubeconfig`, else kubectl's choice.
-pub fn kubeconfig_target(explicit: Option<&std::path::Path>) -> std::path::PathBuf {
-    let home = std::env::var_os("HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_default();
-    crate::kubeconfig::target_path(explicit, std::env::var_os("KUBECONFIG").as_deref(), &home)
-}
-
-/// Every kubeconfig file that may hold a cluster's entries.
-pub fn kubeconfig_candidates(explicit: Option<&std::path::Path>) -> Vec<std::path::PathBuf> {
-    let home = std::env::var_os("HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_default();
-    crate::kubeconfig::candidate_paths(explicit, std::env::var_os("KUBECONFIG").as_deref(), &home)
 }

@@ -19,10 +19,10 @@ pub(crate) fn label_key_problem(key: &str) -> Option<String> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        if let Some(problem) = dns_subdomain_problem(prefix) {
-            return Some(format!("prefix `{prefix}` {problem}"));
-        }
+    if let Some(prefix) = prefix
+        && let Some(problem) = dns_subdomain_problem(prefix)
+    {
+        return Some(format!("prefix `{prefix}` {problem}"));
     }
     if name.is_empty() {
         return Some("the name part must not be empty".to_string());

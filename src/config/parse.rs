@@ -216,10 +216,10 @@ pub(crate) fn supported_formats_hint() -> String {
 
 /// Strict, typed decode of the first document.
 fn decode(format: Format, text: &str, origin: &str) -> Result<SkiffCluster, ConfigError> {
-    if text.contains("<<") {
-        if let Some(merged) = merged_document(text, origin)? {
-            return decode_merged(format, merged, text, origin);
-        }
+    if text.contains("<<")
+        && let Some(merged) = merged_document(text, origin)?
+    {
+        return decode_merged(format, merged, text, origin);
     }
     let Some(document) = serde_norway::Deserializer::from_str(text).next() else {
         return Ok(SkiffCluster::default());

@@ -121,7 +121,10 @@ impl Engine {
                 break;
             }
             if attempt >= 3000 {
-                return Err(EngineError::Io(format!("{}: still running after its output ended", what())));
+                return Err(EngineError::Io(format!(
+                    "{}: still running after its output ended",
+                    what()
+                )));
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
