@@ -47,10 +47,10 @@ pub fn container_body(
     network: &str,
     privileges: &Privileges,
     traits: EngineTraits,
-    proxy_env: &[String],
+    extra_env: &[String],
 ) -> ContainerCreateBody {
     let is_lb = node.role == NodeRole::LoadBalancer;
-    let mut env = proxy_env.to_vec();
+    let mut env = extra_env.to_vec();
     // systemd changes its behaviour (no attempt to manage the console, device
     // units, etc.) when it knows it runs in a container.
     env.push("container=docker".to_string());

@@ -45,10 +45,8 @@ pub struct Context {
     pub traits: EngineTraits,
     /// Decided by the node step: privileged, or the capability fallback.
     pub privileges: Privileges,
-    /// Proxy variables for the nodes.
-    pub proxy_env: Vec<String>,
-    /// The kubeconfig file written, so a later failure can take it back.
-    pub kubeconfig_written: Option<std::path::PathBuf>,
+    /// Environment for the node containers: proxy settings, DNS search.
+    pub node_env: Vec<String>,
 }
 
 /// One named step of the pipeline.
@@ -238,8 +236,20 @@ pub async fn engine_traits(engine: &Engine) -> Result<EngineTraits> {
     Ok(EngineTraits { cgroup_v2 })
 }
 
+/// The node containers' environment: the user's proxy settings with the
+/// cluster's own ranges exempt, and `KIND_DNS_SEARCH` when the config sets
+/// DNS search domains (kindest/node entrypoints rewrite resolv.conf from it;
+/// an empty value means no search domains at all).
+pub fn node_env(plan: &Plan, config: &Cluster) -> Vec<String> {
+    let mut env = proxy_env_for(plan, config);
+    if let Some(domains) = &config.networking.dns_search {
+        env.push(format!("KIND_DNS_SEARCH={}", domains.join(" ")));
+    }
+    env
+}
+
 /// Proxy settings from the environment, with the cluster's own ranges exempt.
-pub fn proxy_env_for(plan: &Plan, config: &Cluster) -> Vec<String> {
+fn proxy_env_for(plan: &Plan, config: &Cluster) -> Vec<String> {
     let vars: Vec<(String, String)> = std::env::vars().collect();
     let mut exempt = vec![plan.network.subnet.to_string()];
     exempt.extend(config.networking.pod_subnet.split(',').map(str::to_string));
@@ -293,7 +303,7 @@ pub async fn create(
     let create_id = new_create_id();
     let (plan, facts) = plan(engine, &config, &create_id).await?;
     let traits = engine_traits(engine).await?;
-    let proxy_env = proxy_env_for(&plan, &config);
+    let node_env = node_env(&plan, &config);
     let retain = options.retain;
     let mut ctx = Context {
         engine: engine.clone(),
@@ -304,8 +314,7 @@ pub async fn create(
         options,
         traits,
         privileges: Privileges::Privileged,
-        proxy_env,
-        kubeconfig_written: None,
+        node_env,
     };
     let outcome = tokio::select! {
         result = run_pipeline(&mut ctx, steps) => result,

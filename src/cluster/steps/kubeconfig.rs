@@ -34,7 +34,6 @@ fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>
         let target = crate::cluster::kubeconfig_target(ctx.options.kubeconfig.as_deref());
         progress.progress(target.display().to_string());
         kubeconfig::merge_into_file(&target, &config, true)?;
-        ctx.kubeconfig_written = Some(target);
         Ok(())
     })
 }

@@ -92,8 +92,7 @@ fn own_bounding_set_is_full() -> bool {
 async fn create_and_start(ctx: &Context) -> Result<()> {
     let network = &ctx.plan.network.name;
     let creates = ctx.plan.nodes.iter().map(|n| {
-        let mut body =
-            node::container_body(n, network, &ctx.privileges, ctx.traits, &ctx.proxy_env);
+        let mut body = node::container_body(n, network, &ctx.privileges, ctx.traits, &ctx.node_env);
         if let Some(l) = body.labels.as_mut() {
             l.insert(
                 labels::PRIVILEGED.into(),
