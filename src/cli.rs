@@ -373,7 +373,7 @@ async fn run_create(args: CreateArgs, engine_host: Option<String>, ui: &Ui) -> R
     let engine = Engine::connect(engine_host).await?;
 
     if args.dry_run {
-        let (plan, _) = create::plan(&engine, &config, "dry-run").await?;
+        let (plan, _, _) = create::plan(&engine, &config, "dry-run").await?;
         print_plan(&plan, args.output);
         return Ok(());
     }

@@ -179,6 +179,17 @@ pub fn node_name(cluster: &str, role: NodeRole, index: usize) -> String {
     }
 }
 
+impl Plan {
+    /// Names of the nodes that run Kubernetes (every node but the load balancer).
+    pub fn kubernetes_nodes(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.role != NodeRole::LoadBalancer)
+            .map(|n| n.name.clone())
+            .collect()
+    }
+}
+
 /// Name of the cluster's network.
 pub fn network_name(cluster: &str) -> String {
     format!("skiff-{cluster}")

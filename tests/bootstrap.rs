@@ -337,3 +337,76 @@ fn ten_concurrent_kubeconfig_merges_leave_a_valid_file() {
     assert_eq!(value["current-context"], format!("skiff-{name}"));
     assert!(!dir.path().join("config.lock").exists());
 }
+
+fn config_file(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_failing_kubeadm_shows_its_output_and_rolls_back() {
+    // The stand-in kubeadm, like the real one, refuses a kubernetesVersion
+    // that differs from the node's binaries.
+    let dir = temp_dir();
+    let config = config_file(
+        &dir,
+        "apiVersion: skiff.dev/v1alpha1\nkind: Cluster\nkubeadmConfigPatches:\n- |\n  kind: ClusterConfiguration\n  kubernetesVersion: v1.30.0\n",
+    );
+    let name = unique_name("kubeadmfail");
+    let _guard = ClusterGuard(name.clone());
+    let image = image();
+    let run = skiff(&["create", &name, "--image", &image, "--config", &config]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("kubeadm init failed on"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("v1.30.0"),
+        "the relevant output is shown: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.lines().count() < 60,
+        "a tail, not a wall of text: {}",
+        run.stderr
+    );
+    assert_gone(&name);
+}
+
+#[test]
+fn containerd_patches_are_merged_into_every_node() {
+    let dir = temp_dir();
+    let config = config_file(
+        &dir,
+        "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nnodes:\n- role: control-plane\n- role: worker\ncontainerdConfigPatches:\n- |-\n  [plugins.\"io.containerd.grpc.v1.cri\".registry]\n    config_path = \"/etc/containerd/certs.d\"\nnetworking:\n  disableDefaultCNI: true\n",
+    );
+    let name = unique_name("ctrd");
+    let _guard = ClusterGuard(name.clone());
+    let image = image();
+    skiff(&["create", &name, "--image", &image, "--config", &config]).ok();
+    for node in [format!("{name}-control-plane"), format!("{name}-worker")] {
+        let toml = docker_out(&["exec", &node, "cat", "/etc/containerd/config.toml"]);
+        assert!(
+            toml.contains("config_path = \"/etc/containerd/certs.d\""),
+            "{node}: {toml}"
+        );
+        assert_eq!(
+            docker_out(&["exec", &node, "systemctl", "is-active", "containerd"]),
+            "active"
+        );
+    }
+    // disableDefaultCNI: no CNI manifest was applied, the StorageClass was.
+    let cp = format!("{name}-control-plane");
+    let applied: Vec<String> = calls_with(&cp, "kubectl", "apply")
+        .iter()
+        .map(|c| c["stdin"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !applied.iter().any(|m| m.contains("kind: DaemonSet")),
+        "CNI applied anyway"
+    );
+    assert!(applied.iter().any(|m| m.contains("kind: StorageClass")));
+}

@@ -41,6 +41,8 @@ pub struct Context {
     pub plan: Plan,
     /// The facts the plan was built from; a step may re-plan with new ones.
     pub facts: Facts,
+    /// The node image's Kubernetes version.
+    pub version: Version,
     pub options: CreateOptions,
     pub traits: EngineTraits,
     /// Decided by the node step: privileged, or the capability fallback.
@@ -60,7 +62,11 @@ pub struct StepDef {
 
 /// Decides the facts a plan needs from the engine and the host: a free
 /// subnet, a free API port, the creation time. Reads only; changes nothing.
-pub async fn plan(engine: &Engine, config: &Cluster, create_id: &str) -> Result<(Plan, Facts)> {
+pub async fn plan(
+    engine: &Engine,
+    config: &Cluster,
+    create_id: &str,
+) -> Result<(Plan, Facts, Version)> {
     let subnet = match config.networking.subnet {
         Some(subnet) => subnet,
         None => plan::choose_subnet(&taken_subnets(engine).await?)?,
@@ -80,10 +86,16 @@ pub async fn plan(engine: &Engine, config: &Cluster, create_id: &str) -> Result<
         create_id: create_id.to_string(),
         lb_image: crate::bootstrap::lb_image(),
     };
-    let mut plan = plan::build(config, &facts)?;
     let version = kubernetes_version(engine, config).await?;
-    crate::bootstrap::render_files(config, &mut plan, version)?;
-    Ok((plan, facts))
+    let plan = build_plan(config, &facts, &version)?;
+    Ok((plan, facts, version))
+}
+
+/// The plan with every file it writes rendered in.
+pub fn build_plan(config: &Cluster, facts: &Facts, version: &Version) -> Result<Plan> {
+    let mut plan = plan::build(config, facts)?;
+    crate::bootstrap::render_files(config, &mut plan, version.clone())?;
+    Ok(plan)
 }
 
 /// The Kubernetes version of the first control plane's image. The image
@@ -202,24 +214,11 @@ pub async fn run_pipeline(ctx: &mut Context, steps: &[StepDef]) -> Result<()> {
     Ok(())
 }
 
-/// Removes everything this run created: containers first (a network with
-/// endpoints cannot be removed), then networks.
+/// Removes everything this run created, and nothing else.
 pub async fn rollback(engine: &Engine, create_id: &str) -> Result<()> {
-    let label = format!("{}={create_id}", labels::CREATE_ID);
-    let containers = engine
-        .containers_with_labels(std::slice::from_ref(&label))
-        .await?;
-    let removals = containers
-        .iter()
-        .filter_map(|c| c.id.as_deref())
-        .map(|id| engine.remove_container(id));
-    for result in futures::future::join_all(removals).await {
-        result?;
-    }
-    for (id, _) in engine.networks_with_label(&label).await? {
-        engine.remove_network(&id).await?;
-    }
-    Ok(())
+    super::lifecycle::remove_labelled(engine, &format!("{}={create_id}", labels::CREATE_ID))
+        .await
+        .map(drop)
 }
 
 /// Whether the engine uses cgroup v2, which decides the cgroup namespace mode.
@@ -301,7 +300,7 @@ pub async fn create(
     ensure_absent(engine, &config.name).await?;
     check_kubeconfig(options.kubeconfig.as_deref())?;
     let create_id = new_create_id();
-    let (plan, facts) = plan(engine, &config, &create_id).await?;
+    let (plan, facts, version) = plan(engine, &config, &create_id).await?;
     let traits = engine_traits(engine).await?;
     let node_env = node_env(&plan, &config);
     let retain = options.retain;
@@ -311,6 +310,7 @@ pub async fn create(
         config,
         plan,
         facts,
+        version,
         options,
         traits,
         privileges: Privileges::Privileged,

@@ -19,7 +19,16 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// and its entries in `kubeconfigs`. A missing cluster is not an error:
 /// delete is idempotent. Returns whether anything was there.
 pub async fn delete(engine: &Engine, name: &str, kubeconfigs: &[PathBuf]) -> Result<bool> {
-    let label = format!("{}={name}", labels::CLUSTER);
+    let removed = remove_labelled(engine, &format!("{}={name}", labels::CLUSTER)).await?;
+    let cleaned = crate::kubeconfig::remove_from_files(kubeconfigs, name)?;
+    Ok(removed || !cleaned.is_empty())
+}
+
+/// Removes every container (with its anonymous volumes) and then every
+/// network carrying `label` (`key=value`): containers first, because a
+/// network with endpoints cannot be removed. Returns whether there was any.
+pub async fn remove_labelled(engine: &Engine, label: &str) -> Result<bool> {
+    let label = label.to_string();
     let containers = engine
         .containers_with_labels(std::slice::from_ref(&label))
         .await?;
@@ -34,8 +43,7 @@ pub async fn delete(engine: &Engine, name: &str, kubeconfigs: &[PathBuf]) -> Res
     for (id, _) in &networks {
         engine.remove_network(id).await?;
     }
-    let cleaned = crate::kubeconfig::remove_from_files(kubeconfigs, name)?;
-    Ok(!containers.is_empty() || !networks.is_empty() || !cleaned.is_empty())
+    Ok(!containers.is_empty() || !networks.is_empty())
 }
 
 /// The cluster's kubeconfig, read from its first control plane: the server

@@ -5,7 +5,6 @@ use futures::future::BoxFuture;
 use crate::cluster::boot::wait_all;
 use crate::cluster::create::{Context, StepDef, always};
 use crate::error::Result;
-use crate::plan::NodeRole;
 use crate::ui::Step;
 
 const BOOT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
@@ -18,13 +17,7 @@ pub const STEP: StepDef = StepDef {
 
 fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
-        let nodes: Vec<String> = ctx
-            .plan
-            .nodes
-            .iter()
-            .filter(|n| n.role != NodeRole::LoadBalancer)
-            .map(|n| n.name.clone())
-            .collect();
+        let nodes = ctx.plan.kubernetes_nodes();
         // Booting is always waited for (every later step needs it); `--wait 0`
         // only skips the readiness wait, so boot then gets a default deadline.
         let deadline = if ctx.options.wait.is_zero() {

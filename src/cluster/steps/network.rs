@@ -3,7 +3,7 @@
 use futures::future::BoxFuture;
 
 use crate::cluster::ClusterError;
-use crate::cluster::create::{Context, StepDef, always, network_labels, taken_subnets};
+use crate::cluster::create::{Context, StepDef, always, build_plan, network_labels, taken_subnets};
 use crate::error::Result;
 use crate::plan;
 use crate::ui::Step;
@@ -56,7 +56,7 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
             let mut taken = taken_subnets(&ctx.engine).await?;
             taken.extend(rejected.iter().copied());
             ctx.facts.subnet = plan::choose_subnet(&taken)?;
-            ctx.plan = plan::build(&ctx.config, &ctx.facts)?;
+            ctx.plan = build_plan(&ctx.config, &ctx.facts, &ctx.version)?;
         }
         unreachable!("the last attempt returns")
     })

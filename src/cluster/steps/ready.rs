@@ -10,7 +10,6 @@ use crate::cluster::ClusterError;
 use crate::cluster::create::{Context, StepDef};
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::plan::NodeRole;
 use crate::ui::Step;
 
 use super::manifests::first_control_plane;
@@ -29,13 +28,7 @@ fn applies(ctx: &Context) -> bool {
 
 fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
-        let nodes: Vec<String> = ctx
-            .plan
-            .nodes
-            .iter()
-            .filter(|n| n.role != NodeRole::LoadBalancer)
-            .map(|n| n.name.clone())
-            .collect();
+        let nodes = ctx.plan.kubernetes_nodes();
         wait_ready(
             &ctx.engine,
             first_control_plane(ctx),
