@@ -19,6 +19,29 @@ fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Starts `skiff create` in the background with its output captured.
+fn spawn_create(args: &[&str]) -> std::process::Child {
+    skiff_cmd(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `container` runs.
+#[track_caller]
+fn wait_running(container: &str) {
+    let running = || {
+        docker(&["inspect", "-f", "{{.State.Running}}", container])
+            .stdout
+            .starts_with(b"true")
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), running),
+        "{container} never started"
+    );
+}
+
 /// The test image with a boot delayed by `secs`, so a test can act while skiff waits.
 fn slow_image(secs: u32) -> String {
     derived_image(
@@ -47,23 +70,9 @@ fn a_node_killed_while_booting_rolls_back_everything() {
     let image = slow_image(4);
     let name = unique_name("kill");
     let _guard = ClusterGuard(name.clone());
-    let child = skiff_cmd(&["create", &name, "--image", &image, "--workers", "1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_create(&["create", &name, "--image", &image, "--workers", "1"]);
     let worker = format!("{name}-worker");
-    assert!(
-        wait_for(Duration::from_secs(30), || docker(&[
-            "inspect",
-            "-f",
-            "{{.State.Running}}",
-            &worker
-        ])
-        .stdout
-        .starts_with(b"true")),
-        "worker never started"
-    );
+    wait_running(&worker);
     docker_out(&["kill", &worker]);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -122,23 +131,9 @@ fn ctrl_c_during_create_removes_everything() {
     let image = slow_image(5);
     let name = unique_name("sigint");
     let _guard = ClusterGuard(name.clone());
-    let child = skiff_cmd(&["create", &name, "--image", &image, "--workers", "1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_create(&["create", &name, "--image", &image, "--workers", "1"]);
     let cp = format!("{name}-control-plane");
-    assert!(
-        wait_for(Duration::from_secs(30), || docker(&[
-            "inspect",
-            "-f",
-            "{{.State.Running}}",
-            &cp
-        ])
-        .stdout
-        .starts_with(b"true")),
-        "node never started"
-    );
+    wait_running(&cp);
     let killed = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

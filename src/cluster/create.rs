@@ -43,6 +43,10 @@ pub struct Context {
     pub facts: Facts,
     /// The node image's Kubernetes version.
     pub version: Version,
+    /// ID of the cluster network, set by the network step. Nodes attach by
+    /// ID: Docker 20.10 allows two networks of one name (a concurrent create
+    /// of the same cluster), and a name would then be ambiguous.
+    pub network_id: String,
     pub options: CreateOptions,
     pub traits: EngineTraits,
     /// Decided by the node step: privileged, or the capability fallback.
@@ -311,6 +315,7 @@ pub async fn create(
         plan,
         facts,
         version,
+        network_id: String::new(),
         options,
         traits,
         privileges: Privileges::Privileged,

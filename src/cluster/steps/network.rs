@@ -32,7 +32,10 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
                 )
                 .await;
             let err = match result {
-                Ok(_) => return Ok(()),
+                Ok(id) => {
+                    ctx.network_id = id;
+                    return Ok(());
+                }
                 Err(e) => e,
             };
             // Newer engines refuse duplicate names: another create of the

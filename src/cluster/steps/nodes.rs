@@ -89,19 +89,31 @@ fn own_bounding_set_is_full() -> bool {
         .is_none_or(node::is_full_set)
 }
 
+async fn create_node(ctx: &Context, n: &crate::plan::NodePlan) -> Result<()> {
+    let mut body = node::container_body(
+        n,
+        &ctx.network_id,
+        &ctx.privileges,
+        ctx.traits,
+        &ctx.node_env,
+    );
+    if let Some(l) = body.labels.as_mut() {
+        l.insert(
+            labels::PRIVILEGED.into(),
+            ctx.privileges.is_privileged().to_string(),
+        );
+    }
+    create(&ctx.engine, &ctx.plan.cluster, &n.name, body).await
+}
+
 async fn create_and_start(ctx: &Context) -> Result<()> {
-    let network = &ctx.plan.network.name;
-    let creates = ctx.plan.nodes.iter().map(|n| {
-        let mut body = node::container_body(n, network, &ctx.privileges, ctx.traits, &ctx.node_env);
-        if let Some(l) = body.labels.as_mut() {
-            l.insert(
-                labels::PRIVILEGED.into(),
-                ctx.privileges.is_privileged().to_string(),
-            );
-        }
-        create(&ctx.engine, &ctx.plan.cluster, &n.name, body)
-    });
-    first_error(join_all(creates).await)?;
+    // The first node's name is the lock between concurrent creates of one
+    // cluster: container names are unique, so exactly one run gets it, and
+    // only then are the other nodes created, all at once. Racing on every
+    // name at once could leave each run holding some names and both failing.
+    let (first, rest) = ctx.plan.nodes.split_first().expect("a plan has nodes");
+    create_node(ctx, first).await?;
+    first_error(join_all(rest.iter().map(|n| create_node(ctx, n))).await)?;
     let starts = ctx
         .plan
         .nodes
