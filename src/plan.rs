@@ -27,6 +27,9 @@ pub mod labels {
     pub const NETWORK: &str = "io.skiff.network";
     /// Whether the node runs `--privileged` or with the capability fallback.
     pub const PRIVILEGED: &str = "io.skiff.privileged";
+    /// The capabilities a fallback node was created without (comma-separated),
+    /// so later creates on the same engine need not measure them again.
+    pub const CAP_DROP: &str = "io.skiff.cap-drop";
 }
 
 /// The version of the label schema written by this skiff.

@@ -48,8 +48,10 @@ fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>
 
 /// Switches to the capability fallback and creates the nodes with it.
 async fn fall_back(ctx: &mut Context) -> Result<()> {
-    let mask = host_bounding_set(ctx).await?;
-    ctx.privileges = node::fallback_privileges(mask);
+    ctx.privileges = match known_fallback(ctx).await? {
+        Some(privileges) => privileges,
+        None => node::fallback_privileges(host_bounding_set(ctx).await?),
+    };
     let Privileges::Capabilities { drop } = &ctx.privileges else {
         unreachable!("fallback_privileges returns capabilities")
     };
@@ -81,6 +83,28 @@ async fn fall_back(ctx: &mut Context) -> Result<()> {
     }
 }
 
+/// The fallback an earlier create on this engine measured, read from the
+/// labels of its nodes: the host's capabilities do not change between
+/// creates, and the probe container costs a few hundred milliseconds.
+async fn known_fallback(ctx: &Context) -> Result<Option<Privileges>> {
+    let filter = format!("{}=false", labels::PRIVILEGED);
+    let nodes = ctx
+        .engine
+        .containers_with_labels(&[filter, labels::CAP_DROP.to_string()])
+        .await?;
+    Ok(nodes
+        .iter()
+        .filter_map(|c| c.labels.as_ref()?.get(labels::CAP_DROP))
+        .map(|drop| Privileges::Capabilities {
+            drop: drop
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect(),
+        })
+        .next())
+}
+
 /// Whether this process's capability bounding set has every capability.
 fn own_bounding_set_is_full() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -102,6 +126,9 @@ async fn create_node(ctx: &Context, n: &crate::plan::NodePlan) -> Result<()> {
             labels::PRIVILEGED.into(),
             ctx.privileges.is_privileged().to_string(),
         );
+        if let Privileges::Capabilities { drop } = &ctx.privileges {
+            l.insert(labels::CAP_DROP.into(), drop.join(","));
+        }
     }
     create(&ctx.engine, &ctx.plan.cluster, &n.name, body).await
 }
