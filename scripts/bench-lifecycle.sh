@@ -71,15 +71,16 @@ trap 'exit 143' TERM
 now_ns() { date +%s%N; }
 
 # Median of the numbers on stdin, one per line (mean of the middle two for an
-# even count); empty input prints nothing.
+# even count), with $1 decimals (default 2: skiff prints steps to 10 ms);
+# empty input prints nothing.
 median() {
-	sort -g | awk '{ v[NR] = $1 } END {
+	sort -g | awk -v d="${1:-2}" '{ v[NR] = $1 } END {
 		if (NR == 0) exit
-		if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]
-		else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf "%.*f\n", d, m }'
 }
-minmax() {
-	sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%.2f–%.2f\n", lo, hi }'
+minmax() { # "lowest–highest" of the numbers on stdin
+	sort -g | awk -v d="${1:-2}" 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%.*f–%.*f\n", d, lo, d, hi }'
 }
 
 # run_timed LABEL CMD...: runs skiff CMD, appends the wall time (seconds) to
@@ -119,9 +120,9 @@ nodes_up_of() {
 	steps_of "$1" | awk -F '\t' '{ sum += $2 } $1 == "Wait for nodes to boot" { print sum; exit }'
 }
 
-stat_row() { # LABEL FILE GOAL -> a table row with median and range
-	local label=$1 file=$2 goal=${3:-}
-	printf '| %s | %s | %s | %s |\n' "$label" "$(median <"$file")" "$(minmax <"$file")" "$goal"
+stat_row() { # LABEL FILE GOAL [DECIMALS] -> a table row with median and range
+	local label=$1 file=$2 goal=${3:-} d=${4:-2}
+	printf '| %s | %s | %s | %s |\n' "$label" "$(median "$d" <"$file")" "$(minmax "$d" <"$file")" "$goal"
 }
 
 # --- prerequisites ----------------------------------------------------------
@@ -144,6 +145,8 @@ fi
 log "image $image, $RUNS runs each"
 
 prefix="bench-$$"
+# The numbers only mean something next to how busy the machine was.
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- create / stop / start / delete -----------------------------------------
 # Sizes as "label workers": 1 control plane each, so no load balancer.
@@ -191,16 +194,17 @@ else
 	for _ in $(seq 1 "$LIST_RUNS"); do run_timed list list; done
 fi
 # Milliseconds for the table.
-awk '{ printf "%.1f\n", $1 * 1000 }' "$work/list.times" >"$work/list.ms"
+awk '{ printf "%.2f\n", $1 * 1000 }' "$work/list.times" >"$work/list.ms"
 
 # --- report -----------------------------------------------------------------
 for nodes in 1 3 5; do
 	for f in "$work/create$nodes".*.err; do nodes_up_of "$f"; done >"$work/up$nodes.times"
 done
 
-echo "Date: $(date -u +%Y-%m-%dT%H:%MZ); $(nproc) CPUs; Docker $(docker version --format '{{.Server.Version}}');" \
-	"skiff $(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown); image $image;" \
-	"RUNS=$RUNS; create --wait $CREATE_WAIT"
+echo "Date: $(date -u +%Y-%m-%dT%H:%MZ); $(nproc) CPUs; Docker $(docker version --format '{{.Server.Version}}')" \
+	"($(docker info --format '{{.Driver}}, cgroup v{{.CgroupVersion}}'));" \
+	"skiff $(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo unknown); image $image;" \
+	"RUNS=$RUNS; create --wait $CREATE_WAIT; load average $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 echo
 echo "| Operation | Median (s) | Range (s) | Goal |"
 echo "|---|---|---|---|"
@@ -216,11 +220,11 @@ stat_row "delete, 1 node" "$work/delete1.times"
 stat_row "delete, 3 nodes" "$work/delete3.times" "< 2 s"
 stat_row "delete, 5 nodes" "$work/delete5.times"
 echo
-echo "\`skiff list\` with $listed clusters present ($list_tool):"
+echo "\`skiff list\` with $listed clusters present, timed by $list_tool:"
 echo
 echo "| Operation | Median (ms) | Range (ms) | Goal |"
 echo "|---|---|---|---|"
-stat_row "list" "$work/list.ms" "< 50 ms"
+stat_row "list" "$work/list.ms" "< 50 ms" 1
 echo
 echo "\`skiff create\` steps, median seconds (as printed by skiff):"
 echo

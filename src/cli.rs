@@ -16,6 +16,26 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::ui::{Settings, Ui};
 
+/// Writes results to stdout. A closed stdout (`skiff list -o json | head`)
+/// is not an error worth a panic: the reader has what it wanted.
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write to stdout: {e}");
+    }
+}
+
+macro_rules! out {
+    ($($arg:tt)*) => { write_stdout(format_args!($($arg)*)) };
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => { write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 /// Local multi-node Kubernetes clusters in your own container engine.
 #[derive(Debug, Parser)]
 #[command(
@@ -256,7 +276,7 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
             let clusters = cluster::inventory(&engine, None).await?;
             match args.output {
                 ReadOutput::Json => print_json(&clusters),
-                ReadOutput::Text => print!("{}", render_list(&clusters)),
+                ReadOutput::Text => out!("{}", render_list(&clusters)),
             }
             Ok(())
         }
@@ -266,7 +286,7 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
             let cluster = lifecycle::find(&engine, &name).await?;
             match args.output {
                 ReadOutput::Json => print_json(&cluster),
-                ReadOutput::Text => print!("{}", render_status(&cluster)),
+                ReadOutput::Text => out!("{}", render_status(&cluster)),
             }
             Ok(())
         }
@@ -293,7 +313,7 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
                     target.display()
                 ));
             } else {
-                print!("{text}");
+                out!("{text}");
             }
             Ok(())
         }
@@ -314,16 +334,16 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
             match args.output {
                 ReadOutput::Json => print_json(&info),
                 ReadOutput::Text => {
-                    println!("skiff {}", env!("CARGO_PKG_VERSION"));
+                    outln!("skiff {}", env!("CARGO_PKG_VERSION"));
                     match engine {
-                        Ok(e) => println!(
+                        Ok(e) => outln!(
                             "engine {} at {} (API {}, {})",
                             server.unwrap_or_default(),
                             e.endpoint().host,
                             e.api_version(),
                             e.endpoint().origin
                         ),
-                        Err(e) => println!("engine: not reachable ({e})"),
+                        Err(e) => outln!("engine: not reachable ({e})"),
                     }
                 }
             }
@@ -334,7 +354,7 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
             Ok(())
         }
         Command::Config(ConfigCommand::Schema) => {
-            println!("{}", config::json_schema());
+            outln!("{}", config::json_schema());
             Ok(())
         }
     }
@@ -388,13 +408,13 @@ async fn run_create(args: CreateArgs, engine_host: Option<String>, ui: &Ui) -> R
         Output::Json => print_json(&plan),
         Output::Yaml => print_yaml(&plan),
         Output::Text => {
-            println!(
+            outln!(
                 "Cluster {:?} is up: {} node(s), API server at {}.",
                 plan.cluster,
                 plan.nodes.len(),
                 plan.api_server.url()
             );
-            println!(
+            outln!(
                 "Status: skiff status {0}    Delete: skiff delete {0}",
                 plan.cluster
             );
@@ -422,21 +442,21 @@ fn resolve_kubernetes_version(config: &mut config::Cluster) -> Result<()> {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).expect("serializable")
     );
 }
 
 fn print_yaml<T: serde::Serialize>(value: &T) {
-    print!("{}", serde_norway::to_string(value).expect("serializable"));
+    out!("{}", serde_norway::to_string(value).expect("serializable"));
 }
 
 fn print_plan(plan: &Plan, output: Output) {
     match output {
         Output::Json => print_json(plan),
         Output::Yaml => print_yaml(plan),
-        Output::Text => print!("{}", render_plan(plan)),
+        Output::Text => out!("{}", render_plan(plan)),
     }
 }
 
