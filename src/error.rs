@@ -10,6 +10,7 @@
 //! | 2    | usage error or invalid configuration; nothing was changed |
 //! | 130  | interrupted (Ctrl-C); everything created so far was removed |
 
+use crate::addons::AddonError;
 use crate::cluster::ClusterError;
 use crate::config::ConfigError;
 use crate::engine::EngineError;
@@ -25,6 +26,8 @@ pub enum Error {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Addon(#[from] AddonError),
     #[error("{0}")]
     Usage(String),
     #[error("interrupted")]
@@ -37,6 +40,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Usage(_) => 2,
+            Error::Addon(e) if e.is_usage() => 2,
             Error::Interrupted => 130,
             _ => 1,
         }
@@ -48,6 +52,7 @@ impl Error {
             Error::Engine(e) => e.hint(),
             Error::Plan(e) => e.hint(),
             Error::Cluster(e) => e.hint(),
+            Error::Addon(e) => e.hint(),
             Error::Usage(_) => Some("see `skiff --help`".into()),
             Error::Interrupted => None,
             Error::Other { hint, .. } => hint.clone(),
