@@ -20,6 +20,11 @@ cd "$repo_root"
 
 log() { echo "test.sh: $*" >&2; }
 
+# When this run has to start dockerd itself (as on CI), it owns the engine,
+# and the tests that restart dockerd or delete every cluster may run.
+if [[ -z "${SKIFF_TEST_OWNS_DOCKER:-}" ]] && ! docker info >/dev/null 2>&1; then
+	export SKIFF_TEST_OWNS_DOCKER=1
+fi
 scripts/ensure-docker.sh
 
 if [[ -z "${SKIFF_TEST_IMAGE:-}" ]]; then
@@ -54,7 +59,8 @@ skiff_resources() {
 before="$(skiff_resources | sort)"
 
 status=0
-cargo test --all-targets "${cargo_args[@]}" -- --test-threads=4 "${harness_args[@]}" || status=$?
+# --no-fail-fast: one failing test binary must not hide the others' results.
+cargo test --no-fail-fast --all-targets "${cargo_args[@]}" -- --test-threads=4 "${harness_args[@]}" || status=$?
 
 leaked="$(comm -13 <(echo "$before") <(skiff_resources | sort) | grep -v '^$' || true)"
 if [[ -n "$leaked" ]]; then

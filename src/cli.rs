@@ -19,7 +19,13 @@ use crate::ui::{Settings, Ui};
 
 /// Local multi-node Kubernetes clusters in your own container engine.
 #[derive(Debug, Parser)]
-#[command(name = "skiff", version, about, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "skiff",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -73,6 +79,8 @@ pub enum Command {
     Stop(NameArg),
     /// Start a stopped cluster (control planes first) and wait until it is up.
     Start(StartArgs),
+    /// Print a cluster's kubeconfig, or merge it into your kubeconfig again.
+    Kubeconfig(KubeconfigArgs),
     /// Print version information.
     Version(VersionArgs),
     /// Print a shell completion script.
@@ -178,8 +186,12 @@ pub struct CreateArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Node image for every node without its own.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kubernetes_version")]
     pub image: Option<String>,
+    /// Kubernetes version, resolved to a published kindest/node image pinned
+    /// by digest (e.g. v1.35.0, or v1.35 for the newest listed patch).
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
     /// Number of control-plane nodes.
     #[arg(long, value_name = "N")]
     pub control_planes: Option<u32>,
@@ -192,6 +204,10 @@ pub struct CreateArgs {
     /// Keep the nodes when creation fails, for debugging.
     #[arg(long)]
     pub retain: bool,
+    /// Kubeconfig file to write [default: the first existing file in
+    /// $KUBECONFIG (the last if none exists), else ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -207,6 +223,25 @@ pub struct DeleteArgs {
     /// Delete every skiff cluster.
     #[arg(long, conflicts_with = "names")]
     pub all: bool,
+    /// Kubeconfig file to clean [default: every file in $KUBECONFIG, else ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// Cluster name [default: $SKIFF_CLUSTER, else dev].
+    pub name: Option<String>,
+    /// Use the in-network address (`https://<node>:6443`), for clients in
+    /// other containers on the cluster network.
+    #[arg(long)]
+    pub internal: bool,
+    /// Merge into the kubeconfig file (and make it current) instead of printing.
+    #[arg(long)]
+    pub merge: bool,
+    /// Kubeconfig file for --merge [default: as kubectl chooses].
+    #[arg(long, value_name = "FILE", requires = "merge")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -245,7 +280,11 @@ fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 /// The cluster name when none is given on the command line.
 fn default_name(given: Option<String>) -> Result<String> {
     let name = given
-        .or_else(|| std::env::var("SKIFF_CLUSTER").ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            std::env::var("SKIFF_CLUSTER")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or_else(|| "dev".to_string());
     config::validate_name(&name)?;
     Ok(name)
@@ -268,9 +307,10 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
                 }
                 args.names
             };
+            let kubeconfigs = cluster::kubeconfig_candidates(args.kubeconfig.as_deref());
             for name in names {
                 let step = ui.step(&format!("Delete cluster {name}"));
-                match lifecycle::delete(&engine, &name).await {
+                match lifecycle::delete(&engine, &name, &kubeconfigs).await {
                     Ok(existed) => {
                         step.done();
                         if !existed {
@@ -313,6 +353,23 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
             let name = default_name(args.name)?;
             let engine = Engine::connect(engine_host).await?;
             lifecycle::start(&engine, ui, &name, args.wait).await
+        }
+        Command::Kubeconfig(args) => {
+            let name = default_name(args.name)?;
+            let engine = Engine::connect(engine_host).await?;
+            let text = lifecycle::kubeconfig(&engine, &name, args.internal).await?;
+            if args.merge {
+                let target = cluster::kubeconfig_target(args.kubeconfig.as_deref());
+                crate::kubeconfig::merge_into_file(&target, &text, true)?;
+                ui.info(format!(
+                    "merged context {} into {}",
+                    crate::kubeconfig::context_name(&name),
+                    target.display()
+                ));
+            } else {
+                print!("{text}");
+            }
+            Ok(())
         }
         Command::Version(args) => {
             let engine = Engine::connect(engine_host).await;
@@ -397,7 +454,14 @@ async fn run_addons(command: AddonsCommand, engine_host: Option<String>, ui: &Ui
                 return Ok(());
             }
             let engine = Engine::connect(engine_host).await?;
-            addons::enable(&engine, ui, &name, &requests, addons::EnableOptions { wait: args.wait }).await
+            addons::enable(
+                &engine,
+                ui,
+                &name,
+                &requests,
+                addons::EnableOptions { wait: args.wait },
+            )
+            .await
         }
         AddonsCommand::Disable(args) => {
             let name = default_name(args.cluster)?;
@@ -410,8 +474,14 @@ async fn run_addons(command: AddonsCommand, engine_host: Option<String>, ui: &Ui
 /// Assigns `--set` and `-f` to the add-ons: all to the one add-on, or by
 /// `ADDON.` prefix / top-level file key when enabling several.
 fn addon_requests(args: &AddonsEnableArgs) -> Result<Vec<addons::Request>> {
-    let mut requests: Vec<addons::Request> =
-        args.addons.iter().map(|a| addons::Request { name: a.clone(), ..Default::default() }).collect();
+    let mut requests: Vec<addons::Request> = args
+        .addons
+        .iter()
+        .map(|a| addons::Request {
+            name: a.clone(),
+            ..Default::default()
+        })
+        .collect();
     let single = requests.len() == 1;
     for path in &args.values {
         let (text, origin) = read_config(path)?;
@@ -421,12 +491,21 @@ fn addon_requests(args: &AddonsEnableArgs) -> Result<Vec<addons::Request>> {
             continue;
         }
         for (addon, values) in map {
-            let request = requests.iter_mut().find(|r| r.name == addon).ok_or_else(|| {
-                Error::Usage(format!("{origin}: {addon:?} is not one of the add-ons being enabled"))
-            })?;
+            let request = requests
+                .iter_mut()
+                .find(|r| r.name == addon)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{origin}: {addon:?} is not one of the add-ons being enabled"
+                    ))
+                })?;
             match values {
                 serde_json::Value::Object(m) => request.overrides.maps.push(m),
-                _ => return Err(Error::Usage(format!("{origin}: the values of {addon} must be a mapping"))),
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "{origin}: the values of {addon} must be a mapping"
+                    )));
+                }
             }
         }
     }
@@ -435,9 +514,12 @@ fn addon_requests(args: &AddonsEnableArgs) -> Result<Vec<addons::Request>> {
             requests[0].overrides.sets.push(set.clone());
             continue;
         }
-        let target = set
-            .split_once('.')
-            .and_then(|(addon, rest)| requests.iter_mut().find(|r| r.name == addon).map(|r| (r, rest)));
+        let target = set.split_once('.').and_then(|(addon, rest)| {
+            requests
+                .iter_mut()
+                .find(|r| r.name == addon)
+                .map(|r| (r, rest))
+        });
         match target {
             Some((request, rest)) => request.overrides.sets.push(rest.to_string()),
             None => {
@@ -479,7 +561,10 @@ pub fn render_addon(addon: &addons::Addon) -> String {
     let meta = &addon.meta;
     let mut out = format!("{} {}\n{}\n\n", addon.name, meta.version, meta.description);
     out += &format!("Docs:              {}\n", meta.docs);
-    out += &format!("Enabled at create: {}\n", if meta.default { "yes" } else { "no" });
+    out += &format!(
+        "Enabled at create: {}\n",
+        if meta.default { "yes" } else { "no" }
+    );
     for need in &meta.needs {
         let text = match need {
             addons::Need::IngressPorts => {
@@ -495,7 +580,11 @@ pub fn render_addon(addon: &addons::Addon) -> String {
     out += "\nValues (--set KEY=VALUE, -f FILE):\n";
     for v in &meta.values {
         let default = serde_json::to_string(&v.default).expect("serializable");
-        out += &format!("  {:<28} default {default}\n      {}\n", v.signature(), v.description);
+        out += &format!(
+            "  {:<28} default {default}\n      {}\n",
+            v.signature(),
+            v.description
+        );
     }
     out += "\nImages (pinned by digest):\n";
     for image in meta.images.values() {
@@ -506,8 +595,14 @@ pub fn render_addon(addon: &addons::Addon) -> String {
 
 /// Text for `skiff dashboard`.
 pub fn render_dashboard(access: &addons::dashboard::Access) -> String {
-    let token = access.token.as_deref().unwrap_or("(not issued yet: run this again in a few seconds)");
-    format!("1. Run:   {}\n2. Open:  {}\n3. Log in with this token:\n{token}\n", access.proxy_command, access.url)
+    let token = access
+        .token
+        .as_deref()
+        .unwrap_or("(not issued yet: run this again in a few seconds)");
+    format!(
+        "1. Run:   {}\n2. Open:  {}\n3. Log in with this token:\n{token}\n",
+        access.proxy_command, access.url
+    )
 }
 
 /// Reads the config file (or stdin) named by `--config`.
@@ -527,22 +622,31 @@ fn read_config(path: &PathBuf) -> Result<(String, String)> {
 async fn run_create(args: CreateArgs, engine_host: Option<String>, ui: &Ui) -> Result<()> {
     let file = args.config.as_ref().map(read_config).transpose()?;
     let overrides = Overrides {
-        name: args.name.or_else(|| std::env::var("SKIFF_CLUSTER").ok().filter(|s| !s.is_empty())),
+        name: args.name.or_else(|| {
+            std::env::var("SKIFF_CLUSTER")
+                .ok()
+                .filter(|s| !s.is_empty())
+        }),
         image: args.image,
+        kubernetes_version: args.kubernetes_version,
         control_planes: args.control_planes,
         workers: args.workers,
-        ..Default::default()
     };
     let source = file.as_ref().map(|(text, origin)| Source { text, origin });
-    let config = config::load(source, &overrides)?;
+    let mut config = config::load(source, &overrides)?;
+    resolve_kubernetes_version(&mut config)?;
     let engine = Engine::connect(engine_host).await?;
 
     if args.dry_run {
-        let (plan, _) = create::plan(&engine, &config, "dry-run").await?;
+        let (plan, _, _) = create::plan(&engine, &config, "dry-run").await?;
         print_plan(&plan, args.output);
         return Ok(());
     }
-    let options = create::CreateOptions { wait: args.wait, retain: args.retain };
+    let options = create::CreateOptions {
+        wait: args.wait,
+        retain: args.retain,
+        kubeconfig: args.kubeconfig.clone(),
+    };
     let steps = cluster::create_steps();
     let plan = create::create(&engine, ui, config, options, &steps).await?;
     match args.output {
@@ -555,14 +659,38 @@ async fn run_create(args: CreateArgs, engine_host: Option<String>, ui: &Ui) -> R
                 plan.nodes.len(),
                 plan.api_server.url()
             );
-            println!("Status: skiff status {0}    Delete: skiff delete {0}", plan.cluster);
+            println!(
+                "Status: skiff status {0}    Delete: skiff delete {0}",
+                plan.cluster
+            );
         }
     }
     Ok(())
 }
 
+/// Turns `kubernetesVersion` into the pinned image it stands for.
+fn resolve_kubernetes_version(config: &mut config::Cluster) -> Result<()> {
+    let Some(version) = config.kubernetes_version.clone() else {
+        return Ok(());
+    };
+    if config.image.is_some() {
+        return Ok(());
+    }
+    let image = crate::bootstrap::node_images::image_for(&version).ok_or_else(|| {
+        Error::Usage(format!(
+            "no published node image for Kubernetes {version}; known versions: {}",
+            crate::bootstrap::node_images::known_versions()
+        ))
+    })?;
+    config.image = Some(image.to_string());
+    Ok(())
+}
+
 fn print_json<T: serde::Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).expect("serializable"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serializable")
+    );
 }
 
 fn print_yaml<T: serde::Serialize>(value: &T) {
@@ -579,14 +707,24 @@ fn print_plan(plan: &Plan, output: Output) {
 
 /// Human-readable plan for `--dry-run`.
 pub fn render_plan(plan: &Plan) -> String {
-    let mut out = format!("Plan for cluster {:?} (nothing will be changed)\n", plan.cluster);
+    let mut out = format!(
+        "Plan for cluster {:?} (nothing will be changed)\n",
+        plan.cluster
+    );
     out += &format!(
         "network  {} subnet {} gateway {}\n",
         plan.network.name, plan.network.subnet, plan.network.gateway
     );
-    out += &format!("api      {} (published by {})\n", plan.api_server.url(), plan.api_server.node);
+    out += &format!(
+        "api      {} (published by {})\n",
+        plan.api_server.url(),
+        plan.api_server.node
+    );
     for node in &plan.nodes {
-        out += &format!("node     {} role={} ip={} image={}\n", node.name, node.role, node.ip, node.image);
+        out += &format!(
+            "node     {} role={} ip={} image={}\n",
+            node.name, node.role, node.ip, node.image
+        );
         for p in &node.ports {
             out += &format!(
                 "           port {}:{} -> {}/{}\n",
@@ -685,7 +823,11 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
 
 /// Builds the UI from the global flags.
 pub fn ui_for(global: &GlobalArgs) -> Ui {
-    Ui::new(Settings::resolve(global.quiet, global.verbose, global.no_color))
+    Ui::new(Settings::resolve(
+        global.quiet,
+        global.verbose,
+        global.no_color,
+    ))
 }
 
 #[cfg(test)]
@@ -706,7 +848,10 @@ mod tests {
 
     #[test]
     fn tables_align_columns() {
-        let out = table(&["A", "BB"], &[["long".into(), "x".into()], ["s".into(), "y".into()]]);
+        let out = table(
+            &["A", "BB"],
+            &[["long".into(), "x".into()], ["s".into(), "y".into()]],
+        );
         assert_eq!(out, "A     BB\nlong  x\ns     y\n");
     }
 

@@ -27,19 +27,30 @@ pub enum Error {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]
+    Render(#[from] crate::bootstrap::render::RenderError),
+    #[error(transparent)]
+    Bootstrap(#[from] crate::bootstrap::BootstrapError),
+    #[error(transparent)]
+    Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
+    #[error(transparent)]
     Addon(#[from] AddonError),
     #[error("{0}")]
     Usage(String),
     #[error("interrupted")]
     Interrupted,
     #[error("{message}")]
-    Other { message: String, hint: Option<String> },
+    Other {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::Usage(_) => 2,
+            // A render error is a configuration problem (a bad patch, a
+            // setting the node's Kubernetes version does not support).
+            Error::Config(_) | Error::Usage(_) | Error::Render(_) => 2,
             Error::Addon(e) if e.is_usage() => 2,
             Error::Interrupted => 130,
             _ => 1,
@@ -52,6 +63,9 @@ impl Error {
             Error::Engine(e) => e.hint(),
             Error::Plan(e) => e.hint(),
             Error::Cluster(e) => e.hint(),
+            Error::Render(e) => Some(e.hint().to_string()),
+            Error::Bootstrap(e) => e.hint(),
+            Error::Kubeconfig(e) => e.hint(),
             Error::Addon(e) => e.hint(),
             Error::Usage(_) => Some("see `skiff --help`".into()),
             Error::Interrupted => None,
@@ -60,7 +74,10 @@ impl Error {
     }
 
     pub fn other(message: impl Into<String>, hint: Option<String>) -> Error {
-        Error::Other { message: message.into(), hint }
+        Error::Other {
+            message: message.into(),
+            hint,
+        }
     }
 }
 

@@ -164,10 +164,10 @@ impl KubeconfigError {
 
     /// Attaches the file name to errors raised by the pure functions.
     fn in_file(mut self, path: &Path) -> Self {
-        if let Self::Corrupt { file, .. } | Self::Encode { file, .. } = &mut self {
-            if file.is_none() {
-                *file = Some(path.to_path_buf());
-            }
+        if let Self::Corrupt { file, .. } | Self::Encode { file, .. } = &mut self
+            && file.is_none()
+        {
+            *file = Some(path.to_path_buf());
         }
         self
     }
@@ -265,6 +265,13 @@ fn kind_of(value: &Value) -> &'static str {
         Value::Mapping(_) => "mapping",
         Value::Tagged(_) => "tagged value",
     }
+}
+
+/// Checks that an existing kubeconfig parses, naming `path` in the error:
+/// run before a cluster is created, so a corrupt file stops the create
+/// before anything exists rather than after.
+pub fn validate(text: &str, path: &Path) -> Result<(), KubeconfigError> {
+    parse(text).map(drop).map_err(|e| e.in_file(path))
 }
 
 /// Parses kubeconfig text. `Ok(None)` for a document with no content
@@ -460,15 +467,14 @@ fn parse_new(new: &str) -> Result<Mapping, KubeconfigError> {
         .map_err(|e| invalid(format!("new entries: {e}")))?
         .ok_or_else(|| invalid("new entries: empty document".to_owned()))?;
     for (section, _) in SECTIONS {
-        if let Some(entries) = doc.get(section).and_then(Value::as_sequence) {
-            if entries
+        if let Some(entries) = doc.get(section).and_then(Value::as_sequence)
+            && entries
                 .iter()
                 .any(|e| entry_name(e).is_none_or(str::is_empty))
-            {
-                return Err(invalid(format!(
-                    "new entries: an entry in `{section}` has no name"
-                )));
-            }
+        {
+            return Err(invalid(format!(
+                "new entries: an entry in `{section}` has no name"
+            )));
         }
     }
     Ok(doc)

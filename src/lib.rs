@@ -15,9 +15,11 @@
 //! - [`error`]: the error type and exit codes.
 
 pub mod addons;
+pub mod bootstrap;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod download;
 pub mod engine;
 pub mod error;
 pub mod kubeconfig;

@@ -7,7 +7,10 @@ use skiff::cli::{self, Cli};
 fn main() {
     let cli = Cli::parse();
     let ui = cli::ui_for(&cli.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             ui.error(&format!("cannot start the async runtime: {e}"), None);

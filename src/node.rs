@@ -47,10 +47,10 @@ pub fn container_body(
     network: &str,
     privileges: &Privileges,
     traits: EngineTraits,
-    proxy_env: &[String],
+    extra_env: &[String],
 ) -> ContainerCreateBody {
     let is_lb = node.role == NodeRole::LoadBalancer;
-    let mut env = proxy_env.to_vec();
+    let mut env = extra_env.to_vec();
     // systemd changes its behaviour (no attempt to manage the console, device
     // units, etc.) when it knows it runs in a container.
     env.push("container=docker".to_string());
@@ -101,7 +101,10 @@ pub fn container_body(
         // anonymous volume; `delete` removes it with the container.
         // seccomp and AppArmor profiles would block mount(2), unshare(2) and
         // the rest of what nested containers need.
-        let security = vec!["seccomp=unconfined".to_string(), "apparmor=unconfined".to_string()];
+        let security = vec![
+            "seccomp=unconfined".to_string(),
+            "apparmor=unconfined".to_string(),
+        ];
         match privileges {
             Privileges::Privileged => host.privileged = Some(true),
             Privileges::Capabilities { drop } => {
@@ -192,8 +195,11 @@ pub fn proxy_env(vars: &[(String, String)], no_proxy_extra: &[String]) -> Vec<St
     if out.is_empty() {
         return out;
     }
-    let mut entries: Vec<String> =
-        no_proxy.iter().flat_map(|v| v.split(',')).map(str::to_string).collect();
+    let mut entries: Vec<String> = no_proxy
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::to_string)
+        .collect();
     entries.extend(no_proxy_extra.iter().cloned());
     entries.retain(|e| !e.is_empty());
     let value = entries.join(",");
@@ -204,14 +210,46 @@ pub fn proxy_env(vars: &[(String, String)], no_proxy_extra: &[String]) -> Vec<St
 
 /// Linux capability names by bit number, as Docker spells them.
 const CAPABILITIES: [&str; 41] = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
 
@@ -246,7 +284,9 @@ pub fn is_full_set(mask: u64) -> bool {
 /// dropping a capability the engine does not know is both impossible and moot.
 pub fn unknown_capability(message: &str) -> Option<String> {
     let rest = message.split("unknown capability:").nth(1)?;
-    let name = rest.trim().trim_matches(|c: char| c == '"' || c == '\\' || c.is_whitespace());
+    let name = rest
+        .trim()
+        .trim_matches(|c: char| c == '"' || c == '\\' || c.is_whitespace());
     let name = name.split(|c: char| c == '"' || c.is_whitespace()).next()?;
     (!name.is_empty()).then(|| name.to_string())
 }
@@ -254,7 +294,8 @@ pub fn unknown_capability(message: &str) -> Option<String> {
 /// Whether a container start failed because `--privileged` asked for
 /// capabilities the host cannot grant.
 pub fn is_capability_error(message: &str) -> bool {
-    message.contains("unable to apply caps") || message.contains("apply caps: operation not permitted")
+    message.contains("unable to apply caps")
+        || message.contains("apply caps: operation not permitted")
 }
 
 #[cfg(test)]
@@ -300,12 +341,23 @@ mod tests {
 
     #[test]
     fn privileged_node_has_systemd_settings() {
-        let body = container_body(&node(NodeRole::ControlPlane), "skiff-dev", &Privileges::Privileged, V1, &[]);
+        let body = container_body(
+            &node(NodeRole::ControlPlane),
+            "skiff-dev",
+            &Privileges::Privileged,
+            V1,
+            &[],
+        );
         let host = body.host_config.as_ref().unwrap();
         assert_eq!(host.privileged, Some(true));
         assert_eq!(host.init, Some(false));
         assert_eq!(body.stop_signal.as_deref(), Some("SIGRTMIN+3"));
-        assert!(body.env.as_ref().unwrap().contains(&"container=docker".to_string()));
+        assert!(
+            body.env
+                .as_ref()
+                .unwrap()
+                .contains(&"container=docker".to_string())
+        );
         assert!(host.tmpfs.as_ref().unwrap().contains_key("/run"));
         assert_eq!(body.volumes, Some(vec!["/var".to_string()]));
         assert_eq!(host.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::HOST));
@@ -315,19 +367,44 @@ mod tests {
         let binds = host.binds.as_ref().unwrap();
         assert!(binds.contains(&"/data:/mnt:ro,rshared".to_string()));
         assert!(binds.contains(&"/lib/modules:/lib/modules:ro".to_string()));
-        assert!(host.security_opt.as_ref().unwrap().contains(&"seccomp=unconfined".to_string()));
+        assert!(
+            host.security_opt
+                .as_ref()
+                .unwrap()
+                .contains(&"seccomp=unconfined".to_string())
+        );
     }
 
     #[test]
     fn ports_are_published_explicitly_with_fixed_ip() {
-        let body = container_body(&node(NodeRole::ControlPlane), "net", &Privileges::Privileged, V1, &[]);
-        let ports = body.host_config.as_ref().unwrap().port_bindings.as_ref().unwrap();
+        let body = container_body(
+            &node(NodeRole::ControlPlane),
+            "net",
+            &Privileges::Privileged,
+            V1,
+            &[],
+        );
+        let ports = body
+            .host_config
+            .as_ref()
+            .unwrap()
+            .port_bindings
+            .as_ref()
+            .unwrap();
         let api = ports["6443/tcp"].as_ref().unwrap();
         assert_eq!(api[0].host_port.as_deref(), Some("40000"));
         assert_eq!(api[0].host_ip.as_deref(), Some("127.0.0.1"));
         assert!(ports.contains_key("53/udp"));
         let endpoint = &body.networking_config.unwrap().endpoints_config.unwrap()["net"];
-        assert_eq!(endpoint.ipam_config.as_ref().unwrap().ipv4_address.as_deref(), Some("10.201.0.2"));
+        assert_eq!(
+            endpoint
+                .ipam_config
+                .as_ref()
+                .unwrap()
+                .ipv4_address
+                .as_deref(),
+            Some("10.201.0.2")
+        );
     }
 
     #[test]
@@ -336,7 +413,9 @@ mod tests {
         let status = "Name:\tx\nCapBnd:\t000001fffeffffff\n";
         let mask = bounding_set(status).unwrap();
         let privileges = fallback_privileges(mask);
-        let Privileges::Capabilities { drop } = &privileges else { panic!() };
+        let Privileges::Capabilities { drop } = &privileges else {
+            panic!()
+        };
         assert_eq!(drop, &vec!["CAP_SYS_RESOURCE".to_string()]);
         assert!(!is_full_set(mask));
         assert!(is_full_set(0x1ffffffffff));
@@ -346,11 +425,21 @@ mod tests {
         assert_eq!(host.privileged, None);
         assert_eq!(host.cap_add, Some(vec!["ALL".to_string()]));
         assert_eq!(host.cap_drop, Some(vec!["CAP_SYS_RESOURCE".to_string()]));
-        assert_eq!(host.device_cgroup_rules, Some(vec!["a *:* rwm".to_string()]));
+        assert_eq!(
+            host.device_cgroup_rules,
+            Some(vec!["a *:* rwm".to_string()])
+        );
         assert_eq!(host.masked_paths, Some(vec![]));
         assert_eq!(host.readonly_paths, Some(vec![]));
-        assert!(host.binds.unwrap().contains(&"/sys/fs/cgroup:/sys/fs/cgroup:rw".to_string()));
-        assert_eq!(host.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::PRIVATE));
+        assert!(
+            host.binds
+                .unwrap()
+                .contains(&"/sys/fs/cgroup:/sys/fs/cgroup:rw".to_string())
+        );
+        assert_eq!(
+            host.cgroupns_mode,
+            Some(HostConfigCgroupnsModeEnum::PRIVATE)
+        );
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub mod labels {
     pub const NETWORK: &str = "io.skiff.network";
     /// Whether the node runs `--privileged` or with the capability fallback.
     pub const PRIVILEGED: &str = "io.skiff.privileged";
+    /// The capabilities a fallback node was created without (comma-separated),
+    /// so later creates on the same engine need not measure them again.
+    pub const CAP_DROP: &str = "io.skiff.cap-drop";
 }
 
 /// The version of the label schema written by this skiff.
@@ -167,14 +170,31 @@ pub struct Facts {
     /// RFC 3339 creation time.
     pub created_at: String,
     pub create_id: String,
+    /// Image of the load balancer, when the cluster needs one.
+    pub lb_image: String,
 }
 
 /// Container name of the i-th (0-based) node of a role: `dev-control-plane`, `dev-worker2`, ….
 pub fn node_name(cluster: &str, role: NodeRole, index: usize) -> String {
-    let suffix = if index == 0 { String::new() } else { (index + 1).to_string() };
+    let suffix = if index == 0 {
+        String::new()
+    } else {
+        (index + 1).to_string()
+    };
     match role {
         NodeRole::LoadBalancer => format!("{cluster}-lb"),
         other => format!("{cluster}-{}{suffix}", other.as_str()),
+    }
+}
+
+impl Plan {
+    /// Names of the nodes that run Kubernetes (every node but the load balancer).
+    pub fn kubernetes_nodes(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.role != NodeRole::LoadBalancer)
+            .map(|n| n.name.clone())
+            .collect()
     }
 }
 
@@ -187,7 +207,9 @@ pub fn network_name(cluster: &str) -> String {
 pub fn build(cfg: &Cluster, facts: &Facts) -> Result<Plan, PlanError> {
     let subnet = facts.subnet;
     let mut hosts = host_addresses(subnet);
-    let gateway = hosts.next().ok_or(PlanError::SubnetTooSmall { subnet, needed: 1 })?;
+    let gateway = hosts
+        .next()
+        .ok_or(PlanError::SubnetTooSmall { subnet, needed: 1 })?;
 
     let control_planes: Vec<&config::Node> = cfg.control_planes().collect();
     let workers: Vec<&config::Node> = cfg.workers().collect();
@@ -198,8 +220,14 @@ pub fn build(cfg: &Cluster, facts: &Facts) -> Result<Plan, PlanError> {
         BTreeMap::from([
             (labels::CLUSTER.to_string(), cfg.name.clone()),
             (labels::ROLE.to_string(), role.as_str().to_string()),
-            (labels::CONFIG_VERSION.to_string(), CONFIG_VERSION.to_string()),
-            (labels::API_ADDRESS.to_string(), cfg.networking.api_server_address.to_string()),
+            (
+                labels::CONFIG_VERSION.to_string(),
+                CONFIG_VERSION.to_string(),
+            ),
+            (
+                labels::API_ADDRESS.to_string(),
+                cfg.networking.api_server_address.to_string(),
+            ),
             (labels::API_PORT.to_string(), facts.api_port.to_string()),
             (labels::CREATED_AT.to_string(), facts.created_at.clone()),
             (labels::CREATE_ID.to_string(), facts.create_id.clone()),
@@ -215,13 +243,15 @@ pub fn build(cfg: &Cluster, facts: &Facts) -> Result<Plan, PlanError> {
 
     let mut nodes = Vec::with_capacity(count);
     let mut next_ip = |needed: usize| {
-        hosts.next().ok_or(PlanError::SubnetTooSmall { subnet, needed })
+        hosts
+            .next()
+            .ok_or(PlanError::SubnetTooSmall { subnet, needed })
     };
     if needs_lb {
         nodes.push(NodePlan {
             name: node_name(&cfg.name, NodeRole::LoadBalancer, 0),
             role: NodeRole::LoadBalancer,
-            image: String::new(), // filled in by the bootstrap, which owns the LB image
+            image: facts.lb_image.clone(),
             ip: next_ip(count)?,
             labels: common(NodeRole::LoadBalancer),
             kubernetes_labels: BTreeMap::new(),
@@ -230,7 +260,10 @@ pub fn build(cfg: &Cluster, facts: &Facts) -> Result<Plan, PlanError> {
             files: Vec::new(),
         });
     }
-    for (role, list) in [(NodeRole::ControlPlane, &control_planes), (NodeRole::Worker, &workers)] {
+    for (role, list) in [
+        (NodeRole::ControlPlane, &control_planes),
+        (NodeRole::Worker, &workers),
+    ] {
         for (index, node) in list.iter().enumerate() {
             let mut ports: Vec<PublishedPort> = node
                 .extra_port_mappings
@@ -265,7 +298,11 @@ pub fn build(cfg: &Cluster, facts: &Facts) -> Result<Plan, PlanError> {
         .unwrap_or_default();
     Ok(Plan {
         cluster: cfg.name.clone(),
-        network: NetworkPlan { name: network_name(&cfg.name), subnet, gateway },
+        network: NetworkPlan {
+            name: network_name(&cfg.name),
+            subnet,
+            gateway,
+        },
         api_server: ApiServer {
             address: cfg.networking.api_server_address,
             host_port: facts.api_port,
@@ -368,7 +405,9 @@ pub fn parse_proc_routes(text: &str) -> Vec<IpNet> {
             if prefix == 0 {
                 return None;
             }
-            Ipv4Net::new(dest, prefix).ok().map(|n| IpNet::V4(n.trunc()))
+            Ipv4Net::new(dest, prefix)
+                .ok()
+                .map(|n| IpNet::V4(n.trunc()))
         })
         .collect()
 }
@@ -382,7 +421,10 @@ pub fn pick_port(address: IpAddr, reserved: &HashSet<u16>) -> Result<u16, PlanEr
     for _ in 0..50 {
         let listener = std::net::TcpListener::bind((address, 0))
             .map_err(|_| PlanError::NoFreePort(address))?;
-        let port = listener.local_addr().map_err(|_| PlanError::NoFreePort(address))?.port();
+        let port = listener
+            .local_addr()
+            .map_err(|_| PlanError::NoFreePort(address))?
+            .port();
         if !reserved.contains(&port) {
             return Ok(port);
         }
@@ -408,6 +450,7 @@ mod tests {
             api_port: 40123,
             created_at: "2026-11-21T00:00:00Z".into(),
             create_id: "abc".into(),
+            lb_image: "lb:1".into(),
         }
     }
 
@@ -423,8 +466,14 @@ mod tests {
 
     #[test]
     fn names_follow_kind_conventions() {
-        assert_eq!(node_name("dev", NodeRole::ControlPlane, 0), "dev-control-plane");
-        assert_eq!(node_name("dev", NodeRole::ControlPlane, 2), "dev-control-plane3");
+        assert_eq!(
+            node_name("dev", NodeRole::ControlPlane, 0),
+            "dev-control-plane"
+        );
+        assert_eq!(
+            node_name("dev", NodeRole::ControlPlane, 2),
+            "dev-control-plane3"
+        );
         assert_eq!(node_name("dev", NodeRole::Worker, 1), "dev-worker2");
         assert_eq!(node_name("dev", NodeRole::LoadBalancer, 0), "dev-lb");
         assert_eq!(network_name("dev"), "skiff-dev");
@@ -463,6 +512,7 @@ mod tests {
         let plan = build(&cluster(3, 0), &facts()).unwrap();
         assert_eq!(plan.nodes[0].role, NodeRole::LoadBalancer);
         assert_eq!(plan.nodes[0].name, "demo-lb");
+        assert_eq!(plan.nodes[0].image, "lb:1");
         assert_eq!(plan.nodes[0].ports[0].container_port, 6443);
         assert!(plan.nodes[1..].iter().all(|n| n.ports.is_empty()));
         assert_eq!(plan.api_server.node, "demo-lb");
@@ -478,8 +528,10 @@ mod tests {
 
     #[test]
     fn subnet_choice_skips_taken_ranges() {
-        let taken: Vec<IpNet> =
-            vec!["10.201.0.0/24".parse().unwrap(), "10.201.1.128/25".parse().unwrap()];
+        let taken: Vec<IpNet> = vec![
+            "10.201.0.0/24".parse().unwrap(),
+            "10.201.1.128/25".parse().unwrap(),
+        ];
         assert_eq!(choose_subnet(&taken).unwrap().to_string(), "10.201.2.0/24");
         // A wide route covering the whole pool leaves nothing.
         let all: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
@@ -493,7 +545,10 @@ mod tests {
                     eth0\t00000000\t0100A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
                     eth0\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
                     docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
-        let routes: Vec<String> = parse_proc_routes(text).iter().map(|r| r.to_string()).collect();
+        let routes: Vec<String> = parse_proc_routes(text)
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
         assert_eq!(routes, ["192.168.0.0/24", "172.17.0.0/16"]);
     }
 

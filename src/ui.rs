@@ -47,7 +47,11 @@ impl Ui {
         } else {
             ProgressDrawTarget::stderr()
         };
-        Ui { settings, multi: MultiProgress::with_draw_target(target), warned_once: Arc::default() }
+        Ui {
+            settings,
+            multi: MultiProgress::with_draw_target(target),
+            warned_once: Arc::default(),
+        }
     }
 
     pub fn settings(&self) -> Settings {
@@ -59,7 +63,11 @@ impl Ui {
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.settings.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.settings.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 
     /// Prints a line on stderr without tearing active spinners.
@@ -81,7 +89,12 @@ impl Ui {
         );
         bar.set_message(name.to_string());
         bar.enable_steady_tick(Duration::from_millis(100));
-        Step { ui: self.clone(), name: name.to_string(), bar, started: Instant::now() }
+        Step {
+            ui: self.clone(),
+            name: name.to_string(),
+            bar,
+            started: Instant::now(),
+        }
     }
 
     pub fn info(&self, text: impl AsRef<str>) {
@@ -98,7 +111,11 @@ impl Ui {
 
     /// A warning: shown even with `--quiet`, because it changes what the user gets.
     pub fn warn(&self, text: impl AsRef<str>) {
-        self.line(format!("{} {}", self.paint("33;1", "warning:"), text.as_ref()));
+        self.line(format!(
+            "{} {}",
+            self.paint("33;1", "warning:"),
+            text.as_ref()
+        ));
     }
 
     /// A warning printed at most once per process.
@@ -141,7 +158,8 @@ pub struct Step {
 impl Step {
     /// Updates the spinner text, e.g. with which nodes are still pending.
     pub fn progress(&self, detail: impl AsRef<str>) {
-        self.bar.set_message(format!("{} ({})", self.name, detail.as_ref()));
+        self.bar
+            .set_message(format!("{} ({})", self.name, detail.as_ref()));
     }
 
     pub fn done(self) {
@@ -149,7 +167,11 @@ impl Step {
         self.bar.finish_and_clear();
         if !self.ui.settings.quiet {
             let mark = self.ui.paint("32", "✓");
-            self.ui.line(format!(" {mark} {} {}", self.name, self.ui.paint("2", &format_duration(elapsed))));
+            self.ui.line(format!(
+                " {mark} {} {}",
+                self.name,
+                self.ui.paint("2", &format_duration(elapsed))
+            ));
         }
     }
 
@@ -158,7 +180,11 @@ impl Step {
         self.bar.finish_and_clear();
         if !self.ui.settings.quiet {
             let mark = self.ui.paint("31", "✗");
-            self.ui.line(format!(" {mark} {} {}", self.name, self.ui.paint("2", &format_duration(elapsed))));
+            self.ui.line(format!(
+                " {mark} {} {}",
+                self.name,
+                self.ui.paint("2", &format_duration(elapsed))
+            ));
         }
     }
 }

@@ -471,10 +471,10 @@ impl Rendered {
             match v {
                 Value::Object(m) => {
                     for (k, v) in m {
-                        if k == "image" {
-                            if let Some(s) = v.as_str() {
-                                out.push(s.to_string());
-                            }
+                        if k == "image"
+                            && let Some(s) = v.as_str()
+                        {
+                            out.push(s.to_string());
                         }
                         walk(v, out);
                     }

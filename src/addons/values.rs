@@ -88,10 +88,10 @@ impl ValueSpec {
     pub fn check(&self, value: &Value) -> Result<(), String> {
         match (self.kind, value) {
             (ValueType::String, Value::String(s)) => {
-                if let Some(allowed) = &self.r#enum {
-                    if !allowed.contains(s) {
-                        return Err(format!("{s:?} is not one of {}", allowed.join(", ")));
-                    }
+                if let Some(allowed) = &self.r#enum
+                    && !allowed.contains(s)
+                {
+                    return Err(format!("{s:?} is not one of {}", allowed.join(", ")));
                 }
                 match self.format {
                     // An empty string means "not set" for optional strings.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use ipnet::IpNet;
 
+use crate::bootstrap::version::Version;
 use crate::config::Cluster;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -28,6 +29,8 @@ pub struct CreateOptions {
     pub wait: Duration,
     /// Keep what was created when a step fails, for debugging.
     pub retain: bool,
+    /// `--kubeconfig`: the file to write instead of kubectl's default.
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 /// What the steps share.
@@ -38,24 +41,36 @@ pub struct Context {
     pub plan: Plan,
     /// The facts the plan was built from; a step may re-plan with new ones.
     pub facts: Facts,
+    /// The node image's Kubernetes version.
+    pub version: Version,
+    /// ID of the cluster network, set by the network step. Nodes attach by
+    /// ID: Docker 20.10 allows two networks of one name (a concurrent create
+    /// of the same cluster), and a name would then be ambiguous.
+    pub network_id: String,
     pub options: CreateOptions,
     pub traits: EngineTraits,
     /// Decided by the node step: privileged, or the capability fallback.
     pub privileges: Privileges,
-    /// Proxy variables for the nodes.
-    pub proxy_env: Vec<String>,
+    /// Environment for the node containers: proxy settings, DNS search.
+    pub node_env: Vec<String>,
 }
 
 /// One named step of the pipeline.
 pub struct StepDef {
     pub name: &'static str,
+    /// Whether the step has anything to do for this cluster.
+    pub applies: fn(&Context) -> bool,
     /// The step's body; `progress` is its spinner, for status updates.
     pub run: for<'a> fn(&'a mut Context, &'a Step) -> BoxFuture<'a, Result<()>>,
 }
 
 /// Decides the facts a plan needs from the engine and the host: a free
 /// subnet, a free API port, the creation time. Reads only; changes nothing.
-pub async fn plan(engine: &Engine, config: &Cluster, create_id: &str) -> Result<(Plan, Facts)> {
+pub async fn plan(
+    engine: &Engine,
+    config: &Cluster,
+    create_id: &str,
+) -> Result<(Plan, Facts, Version)> {
     let subnet = match config.networking.subnet {
         Some(subnet) => subnet,
         None => plan::choose_subnet(&taken_subnets(engine).await?)?,
@@ -73,8 +88,35 @@ pub async fn plan(engine: &Engine, config: &Cluster, create_id: &str) -> Result<
         api_port,
         created_at: now_rfc3339(),
         create_id: create_id.to_string(),
+        lb_image: crate::bootstrap::lb_image(),
     };
-    Ok((plan::build(config, &facts)?, facts))
+    let version = kubernetes_version(engine, config).await?;
+    let plan = build_plan(config, &facts, &version)?;
+    Ok((plan, facts, version))
+}
+
+/// The plan with every file it writes rendered in.
+pub fn build_plan(config: &Cluster, facts: &Facts, version: &Version) -> Result<Plan> {
+    let mut plan = plan::build(config, facts)?;
+    crate::bootstrap::render_files(config, &mut plan, version.clone())?;
+    Ok(plan)
+}
+
+/// The Kubernetes version of the first control plane's image. The image
+/// must be present to read it, so a missing one is pulled first.
+async fn kubernetes_version(engine: &Engine, config: &Cluster) -> Result<Version> {
+    let image = config
+        .control_planes()
+        .next()
+        .map(|n| config.node_image(n))
+        .unwrap_or(crate::config::DEFAULT_NODE_IMAGE);
+    if let Some(version) = crate::bootstrap::version_from_reference(image) {
+        return Ok(version);
+    }
+    if !engine.image_present(image).await? {
+        engine.pull_image(image, &|_| {}).await?;
+    }
+    crate::bootstrap::image_version(engine, image).await
 }
 
 /// Subnets in use: every Docker network's, and the host's routes when the
@@ -86,17 +128,19 @@ pub async fn taken_subnets(engine: &Engine) -> Result<Vec<IpNet>> {
         .iter()
         .filter_map(|s| s.parse().ok())
         .collect();
-    if engine.endpoint().host.starts_with("unix://") {
-        if let Ok(text) = std::fs::read_to_string("/proc/net/route") {
-            taken.extend(plan::parse_proc_routes(&text));
-        }
+    if engine.endpoint().host.starts_with("unix://")
+        && let Ok(text) = std::fs::read_to_string("/proc/net/route")
+    {
+        taken.extend(plan::parse_proc_routes(&text));
     }
     Ok(taken)
 }
 
 /// API ports recorded by every skiff cluster, running or stopped.
 async fn reserved_ports(engine: &Engine) -> Result<HashSet<u16>> {
-    let containers = engine.containers_with_labels(&[labels::API_PORT.to_string()]).await?;
+    let containers = engine
+        .containers_with_labels(&[labels::API_PORT.to_string()])
+        .await?;
     Ok(containers
         .iter()
         .filter_map(|c| c.labels.as_ref()?.get(labels::API_PORT)?.parse().ok())
@@ -119,20 +163,49 @@ pub fn new_create_id() -> String {
     format!("{:x}-{:x}", nanos, std::process::id())
 }
 
+/// Refuses to start when the kubeconfig skiff will write exists but cannot
+/// be parsed: better to fail before creating anything than after, and a
+/// corrupt kubeconfig is never overwritten.
+fn check_kubeconfig(explicit: Option<&std::path::Path>) -> Result<()> {
+    let target = super::kubeconfig_target(explicit);
+    match std::fs::read_to_string(&target) {
+        Ok(text) => {
+            crate::kubeconfig::validate(&text, &target)?;
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::other(
+            format!("cannot read kubeconfig {}: {e}", target.display()),
+            Some("fix its permissions, or pass --kubeconfig with another file".into()),
+        )),
+    }
+}
+
 /// Fails when a cluster of that name exists already.
 pub async fn ensure_absent(engine: &Engine, name: &str) -> Result<()> {
     let filter = format!("{}={name}", labels::CLUSTER);
     if !engine.containers_with_labels(&[filter]).await?.is_empty()
         || engine.network_exists(&plan::network_name(name)).await?
     {
-        return Err(ClusterError::AlreadyExists { name: name.to_string() }.into());
+        return Err(ClusterError::AlreadyExists {
+            name: name.to_string(),
+        }
+        .into());
     }
     Ok(())
 }
 
-/// Runs the steps in order; stops at the first failure.
+/// For steps that always apply.
+pub fn always(_: &Context) -> bool {
+    true
+}
+
+/// Runs the steps that apply, in order; stops at the first failure.
 pub async fn run_pipeline(ctx: &mut Context, steps: &[StepDef]) -> Result<()> {
     for step in steps {
+        if !(step.applies)(ctx) {
+            continue;
+        }
         let progress = ctx.ui.step(step.name);
         match (step.run)(ctx, &progress).await {
             Ok(()) => progress.done(),
@@ -145,22 +218,11 @@ pub async fn run_pipeline(ctx: &mut Context, steps: &[StepDef]) -> Result<()> {
     Ok(())
 }
 
-/// Removes everything this run created: containers first (a network with
-/// endpoints cannot be removed), then networks.
+/// Removes everything this run created, and nothing else.
 pub async fn rollback(engine: &Engine, create_id: &str) -> Result<()> {
-    let label = format!("{}={create_id}", labels::CREATE_ID);
-    let containers = engine.containers_with_labels(std::slice::from_ref(&label)).await?;
-    let removals = containers
-        .iter()
-        .filter_map(|c| c.id.as_deref())
-        .map(|id| engine.remove_container(id));
-    for result in futures::future::join_all(removals).await {
-        result?;
-    }
-    for (id, _) in engine.networks_with_label(&label).await? {
-        engine.remove_network(&id).await?;
-    }
-    Ok(())
+    super::lifecycle::remove_labelled(engine, &format!("{}={create_id}", labels::CREATE_ID))
+        .await
+        .map(drop)
 }
 
 /// Whether the engine uses cgroup v2, which decides the cgroup namespace mode.
@@ -170,18 +232,44 @@ pub async fn engine_traits(engine: &Engine) -> Result<EngineTraits> {
         .info()
         .await
         .map_err(|e| engine.wrap("read engine info", e))?;
-    let cgroup_v2 = info.cgroup_version.map(|v| v.to_string() == "2").unwrap_or(false);
+    let cgroup_v2 = info
+        .cgroup_version
+        .map(|v| v.to_string() == "2")
+        .unwrap_or(false);
     Ok(EngineTraits { cgroup_v2 })
 }
 
+/// The node containers' environment: the user's proxy settings with the
+/// cluster's own ranges exempt, and `KIND_DNS_SEARCH` when the config sets
+/// DNS search domains (kindest/node entrypoints rewrite resolv.conf from it;
+/// an empty value means no search domains at all).
+pub fn node_env(plan: &Plan, config: &Cluster) -> Vec<String> {
+    let mut env = proxy_env_for(plan, config);
+    if let Some(domains) = &config.networking.dns_search {
+        env.push(format!("KIND_DNS_SEARCH={}", domains.join(" ")));
+    }
+    env
+}
+
 /// Proxy settings from the environment, with the cluster's own ranges exempt.
-pub fn proxy_env_for(plan: &Plan, config: &Cluster) -> Vec<String> {
+fn proxy_env_for(plan: &Plan, config: &Cluster) -> Vec<String> {
     let vars: Vec<(String, String)> = std::env::vars().collect();
     let mut exempt = vec![plan.network.subnet.to_string()];
     exempt.extend(config.networking.pod_subnet.split(',').map(str::to_string));
-    exempt.extend(config.networking.service_subnet.split(',').map(str::to_string));
+    exempt.extend(
+        config
+            .networking
+            .service_subnet
+            .split(',')
+            .map(str::to_string),
+    );
     exempt.extend(plan.nodes.iter().map(|n| n.name.clone()));
-    exempt.extend(["localhost".into(), "127.0.0.1".into(), ".svc".into(), ".cluster.local".into()]);
+    exempt.extend([
+        "localhost".into(),
+        "127.0.0.1".into(),
+        ".svc".into(),
+        ".cluster.local".into(),
+    ]);
     crate::node::proxy_env(&vars, &exempt)
 }
 
@@ -214,10 +302,11 @@ pub async fn create(
     steps: &[StepDef],
 ) -> Result<Plan> {
     ensure_absent(engine, &config.name).await?;
+    check_kubeconfig(options.kubeconfig.as_deref())?;
     let create_id = new_create_id();
-    let (plan, facts) = plan(engine, &config, &create_id).await?;
+    let (plan, facts, version) = plan(engine, &config, &create_id).await?;
     let traits = engine_traits(engine).await?;
-    let proxy_env = proxy_env_for(&plan, &config);
+    let node_env = node_env(&plan, &config);
     let retain = options.retain;
     let mut ctx = Context {
         engine: engine.clone(),
@@ -225,10 +314,12 @@ pub async fn create(
         config,
         plan,
         facts,
+        version,
+        network_id: String::new(),
         options,
         traits,
         privileges: Privileges::Privileged,
-        proxy_env,
+        node_env,
     };
     let outcome = tokio::select! {
         result = run_pipeline(&mut ctx, steps) => result,
@@ -249,7 +340,10 @@ pub async fn create(
                 Ok(()) => cleanup.done(),
                 Err(cleanup_error) => {
                     cleanup.fail();
-                    ui.warn(format!("cleanup failed: {cleanup_error}; run `skiff delete {}`", ctx.plan.cluster));
+                    ui.warn(format!(
+                        "cleanup failed: {cleanup_error}; run `skiff delete {}`",
+                        ctx.plan.cluster
+                    ));
                 }
             }
             Err(e)

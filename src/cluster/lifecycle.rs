@@ -1,5 +1,6 @@
 //! `delete`, `stop` and `start`: operations on existing clusters, driven by labels.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -14,13 +15,27 @@ use super::{ClusterError, ClusterInfo, inventory};
 /// How long systemd gets to shut a node down before Docker kills it.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Deletes a cluster's containers (with their anonymous volumes) and
-/// networks. A missing cluster is not an error: delete is idempotent.
-/// Returns whether anything was there.
-pub async fn delete(engine: &Engine, name: &str) -> Result<bool> {
-    let label = format!("{}={name}", labels::CLUSTER);
-    let containers = engine.containers_with_labels(std::slice::from_ref(&label)).await?;
-    let removals = containers.iter().filter_map(|c| c.id.as_deref()).map(|id| engine.remove_container(id));
+/// Deletes a cluster's containers (with their anonymous volumes), networks
+/// and its entries in `kubeconfigs`. A missing cluster is not an error:
+/// delete is idempotent. Returns whether anything was there.
+pub async fn delete(engine: &Engine, name: &str, kubeconfigs: &[PathBuf]) -> Result<bool> {
+    let removed = remove_labelled(engine, &format!("{}={name}", labels::CLUSTER)).await?;
+    let cleaned = crate::kubeconfig::remove_from_files(kubeconfigs, name)?;
+    Ok(removed || !cleaned.is_empty())
+}
+
+/// Removes every container (with its anonymous volumes) and then every
+/// network carrying `label` (`key=value`): containers first, because a
+/// network with endpoints cannot be removed. Returns whether there was any.
+pub async fn remove_labelled(engine: &Engine, label: &str) -> Result<bool> {
+    let label = label.to_string();
+    let containers = engine
+        .containers_with_labels(std::slice::from_ref(&label))
+        .await?;
+    let removals = containers
+        .iter()
+        .filter_map(|c| c.id.as_deref())
+        .map(|id| engine.remove_container(id));
     for result in join_all(removals).await {
         result?;
     }
@@ -31,10 +46,50 @@ pub async fn delete(engine: &Engine, name: &str) -> Result<bool> {
     Ok(!containers.is_empty() || !networks.is_empty())
 }
 
+/// The cluster's kubeconfig, read from its first control plane: the server
+/// is the host-side API address, or with `internal` the in-network one
+/// (`https://<lb or control plane>:6443`) for clients in other containers.
+pub async fn kubeconfig(engine: &Engine, name: &str, internal: bool) -> Result<String> {
+    let cluster = find(engine, name).await?;
+    let first = cluster
+        .nodes_with_role(NodeRole::ControlPlane)
+        .next()
+        .ok_or_else(|| {
+            ClusterError::Failed(format!("cluster {name:?} has no control-plane node"))
+        })?;
+    let server = if internal {
+        let node = cluster
+            .nodes_with_role(NodeRole::LoadBalancer)
+            .next()
+            .unwrap_or(first);
+        format!("https://{}:{}", node.name, crate::plan::API_CONTAINER_PORT)
+    } else {
+        cluster.api_server.clone().ok_or_else(|| {
+            ClusterError::Failed(format!("cluster {name:?} has no API server label"))
+        })?
+    };
+    let admin = crate::bootstrap::run(
+        engine,
+        &first.name,
+        "reading admin.conf",
+        &["cat", crate::bootstrap::ADMIN_CONF],
+    )
+    .await?;
+    Ok(crate::kubeconfig::rewrite_admin_conf(
+        &admin.stdout,
+        name,
+        &server,
+    )?)
+}
+
 /// Names of every skiff cluster, including ones whose containers are gone
 /// but whose network remains (a crashed create).
 pub async fn all_names(engine: &Engine) -> Result<Vec<String>> {
-    let mut names: Vec<String> = inventory(engine, None).await?.into_iter().map(|c| c.name).collect();
+    let mut names: Vec<String> = inventory(engine, None)
+        .await?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
     for (_, network) in engine.networks_with_label(labels::CLUSTER).await? {
         if let Some(name) = network.strip_prefix("skiff-") {
             names.push(name.to_string());
@@ -51,7 +106,12 @@ pub async fn find(engine: &Engine, name: &str) -> Result<ClusterInfo> {
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| ClusterError::NotFound { name: name.to_string() }.into())
+        .ok_or_else(|| {
+            ClusterError::NotFound {
+                name: name.to_string(),
+            }
+            .into()
+        })
 }
 
 /// Stops every node gracefully: workers first, so workloads are not
@@ -59,8 +119,16 @@ pub async fn find(engine: &Engine, name: &str) -> Result<ClusterInfo> {
 /// control planes, then the load balancer and the registry add-on's container.
 pub async fn stop(engine: &Engine, ui: &Ui, name: &str) -> Result<()> {
     let cluster = find(engine, name).await?;
-    for role in [NodeRole::Worker, NodeRole::ControlPlane, NodeRole::LoadBalancer, NodeRole::Registry] {
-        let nodes: Vec<&str> = cluster.nodes_with_role(role).map(|n| n.name.as_str()).collect();
+    for role in [
+        NodeRole::Worker,
+        NodeRole::ControlPlane,
+        NodeRole::LoadBalancer,
+        NodeRole::Registry,
+    ] {
+        let nodes: Vec<&str> = cluster
+            .nodes_with_role(role)
+            .map(|n| n.name.as_str())
+            .collect();
         if nodes.is_empty() {
             continue;
         }
@@ -82,7 +150,14 @@ pub async fn stop(engine: &Engine, ui: &Ui, name: &str) -> Result<()> {
 /// workers, then waits until every node is up.
 pub async fn start(engine: &Engine, ui: &Ui, name: &str, wait: Duration) -> Result<()> {
     let cluster = find(engine, name).await?;
-    for roles in [&[NodeRole::LoadBalancer, NodeRole::Registry, NodeRole::ControlPlane][..], &[NodeRole::Worker][..]] {
+    for roles in [
+        &[
+            NodeRole::LoadBalancer,
+            NodeRole::Registry,
+            NodeRole::ControlPlane,
+        ][..],
+        &[NodeRole::Worker][..],
+    ] {
         let nodes: Vec<&str> = cluster
             .nodes
             .iter()
@@ -110,16 +185,31 @@ pub async fn start(engine: &Engine, ui: &Ui, name: &str, wait: Duration) -> Resu
         .map(|n| n.name.clone())
         .collect();
     let step = ui.step("Wait for nodes to boot");
-    match super::boot::wait_all(engine, &nodes, wait, &step).await {
-        Ok(()) => {
-            step.done();
-            Ok(())
-        }
-        Err(e) => {
-            step.fail();
-            Err(e.into())
+    if let Err(e) = super::boot::wait_all(engine, &nodes, wait, &step).await {
+        step.fail();
+        return Err(e.into());
+    }
+    step.done();
+    // A bootstrapped cluster is only back when Kubernetes is: wait for the
+    // API server and every node's Ready condition, as `create` does.
+    let Some(first) = cluster.nodes_with_role(NodeRole::ControlPlane).next() else {
+        return Ok(());
+    };
+    let bootstrapped = engine
+        .exec(&first.name, &["test", "-f", crate::bootstrap::ADMIN_CONF])
+        .await?
+        .success();
+    if bootstrapped && !wait.is_zero() {
+        let step = ui.step("Wait for nodes to be Ready");
+        match super::steps::ready::wait_ready(engine, &first.name, &nodes, wait, &step).await {
+            Ok(()) => step.done(),
+            Err(e) => {
+                step.fail();
+                return Err(e);
+            }
         }
     }
+    Ok(())
 }
 
 fn plural(role: NodeRole, n: usize) -> String {
@@ -129,5 +219,9 @@ fn plural(role: NodeRole, n: usize) -> String {
         NodeRole::LoadBalancer => "load balancer",
         NodeRole::Registry => "registry",
     };
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

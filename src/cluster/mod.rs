@@ -27,9 +27,24 @@ pub enum ClusterError {
     #[error("no cluster named {name:?}")]
     NotFound { name: String },
     #[error("node {node} did not come up within {waited}: {status}")]
-    BootTimeout { node: String, waited: String, status: String, logs: String },
+    BootTimeout {
+        node: String,
+        waited: String,
+        status: String,
+        logs: String,
+    },
     #[error("node {node} stopped while booting (exit code {exit_code})")]
-    NodeExited { node: String, exit_code: i64, logs: String },
+    NodeExited {
+        node: String,
+        exit_code: i64,
+        logs: String,
+    },
+    #[error("cluster not ready within {waited}; still pending: {pending}")]
+    NotReady {
+        pending: String,
+        waited: String,
+        logs: String,
+    },
     #[error("{0}")]
     Failed(String),
 }
@@ -43,20 +58,29 @@ impl ClusterError {
             ClusterError::CreateRace { .. } => {
                 Some("wait for the other `skiff create` to finish, or use another name".into())
             }
-            ClusterError::NotFound { .. } => Some("`skiff list` shows the clusters that exist".into()),
+            ClusterError::NotFound { .. } => {
+                Some("`skiff list` shows the clusters that exist".into())
+            }
             ClusterError::BootTimeout { logs, .. } | ClusterError::NodeExited { logs, .. } => {
                 Some(format!(
                     "the node's last log lines:\n{}\n      check that the image is a node image (systemd + containerd) and see `docker logs <node>`",
                     indent(logs)
                 ))
             }
+            ClusterError::NotReady { logs, .. } => Some(format!(
+                "the last kubelet log lines of the pending nodes:\n{}\n      wait longer with --wait, or keep the nodes with --retain to investigate",
+                indent(logs)
+            )),
             ClusterError::Failed(_) => None,
         }
     }
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("        {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("        {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One node as seen through its container.
@@ -92,7 +116,10 @@ impl ClusterInfo {
 }
 
 /// Every skiff cluster (or just `name`), built from container labels.
-pub async fn inventory(engine: &Engine, name: Option<&str>) -> Result<Vec<ClusterInfo>, EngineError> {
+pub async fn inventory(
+    engine: &Engine,
+    name: Option<&str>,
+) -> Result<Vec<ClusterInfo>, EngineError> {
     let filter = match name {
         Some(name) => format!("{}={name}", labels::CLUSTER),
         None => labels::CLUSTER.to_string(),
@@ -106,7 +133,9 @@ pub fn group(containers: Vec<ContainerSummary>) -> Vec<ClusterInfo> {
     let mut clusters: BTreeMap<String, ClusterInfo> = BTreeMap::new();
     for c in containers {
         let labels_map = c.labels.clone().unwrap_or_default();
-        let Some(cluster) = labels_map.get(labels::CLUSTER).cloned() else { continue };
+        let Some(cluster) = labels_map.get(labels::CLUSTER).cloned() else {
+            continue;
+        };
         let role = labels_map
             .get(labels::ROLE)
             .and_then(|r| NodeRole::parse(r))
@@ -149,28 +178,38 @@ pub fn group(containers: Vec<ContainerSummary>) -> Vec<ClusterInfo> {
             image: c.image.clone().unwrap_or_default(),
             id: c.id.clone().unwrap_or_default(),
         };
-        let entry = clusters.entry(cluster.clone()).or_insert_with(|| ClusterInfo {
-            name: cluster.clone(),
-            state: String::new(),
-            api_server: None,
-            network: network.clone(),
-            created_at: labels_map.get(labels::CREATED_AT).cloned(),
-            nodes: Vec::new(),
-        });
-        if role != NodeRole::Worker && entry.api_server.is_none() {
-            if let (Some(addr), Some(port)) =
-                (labels_map.get(labels::API_ADDRESS), labels_map.get(labels::API_PORT))
-            {
-                let addr = if addr.contains(':') { format!("[{addr}]") } else { addr.clone() };
-                entry.api_server = Some(format!("https://{addr}:{port}"));
-            }
+        let entry = clusters
+            .entry(cluster.clone())
+            .or_insert_with(|| ClusterInfo {
+                name: cluster.clone(),
+                state: String::new(),
+                api_server: None,
+                network: network.clone(),
+                created_at: labels_map.get(labels::CREATED_AT).cloned(),
+                nodes: Vec::new(),
+            });
+        if role != NodeRole::Worker
+            && entry.api_server.is_none()
+            && let (Some(addr), Some(port)) = (
+                labels_map.get(labels::API_ADDRESS),
+                labels_map.get(labels::API_PORT),
+            )
+        {
+            let addr = if addr.contains(':') {
+                format!("[{addr}]")
+            } else {
+                addr.clone()
+            };
+            entry.api_server = Some(format!("https://{addr}:{port}"));
         }
         entry.nodes.push(node);
     }
     clusters
         .into_values()
         .map(|mut c| {
-            c.nodes.sort_by(|a, b| (a.role, natural_key(&a.name)).cmp(&(b.role, natural_key(&b.name))));
+            c.nodes.sort_by(|a, b| {
+                (a.role, natural_key(&a.name)).cmp(&(b.role, natural_key(&b.name)))
+            });
             let running = c.nodes.iter().filter(|n| n.state == "running").count();
             c.state = match running {
                 0 => "stopped",
@@ -185,9 +224,37 @@ pub fn group(containers: Vec<ContainerSummary>) -> Vec<ClusterInfo> {
 
 /// Sorts `x-worker10` after `x-worker9`.
 fn natural_key(name: &str) -> (String, u64) {
-    let digits: String = name.chars().rev().take_while(|c| c.is_ascii_digit()).collect();
+    let digits: String = name
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
     let number: String = digits.chars().rev().collect();
-    (name[..name.len() - number.len()].to_string(), number.parse().unwrap_or(0))
+    (
+        name[..name.len() - number.len()].to_string(),
+        number.parse().unwrap_or(0),
+    )
+}
+
+/// The steps of `skiff create`, in order.
+pub fn create_steps() -> Vec<create::StepDef> {
+    steps::all()
+}
+
+/// The kubeconfig file skiff writes: `--kubeconfig`, else kubectl's choice.
+pub fn kubeconfig_target(explicit: Option<&std::path::Path>) -> std::path::PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    crate::kubeconfig::target_path(explicit, std::env::var_os("KUBECONFIG").as_deref(), &home)
+}
+
+/// Every kubeconfig file that may hold a cluster's entries.
+pub fn kubeconfig_candidates(explicit: Option<&std::path::Path>) -> Vec<std::path::PathBuf> {
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    crate::kubeconfig::candidate_paths(explicit, std::env::var_os("KUBECONFIG").as_deref(), &home)
 }
 
 #[cfg(test)]
@@ -196,7 +263,13 @@ mod tests {
     use bollard::models::{ContainerSummaryNetworkSettings, EndpointIpamConfig, EndpointSettings};
     use std::collections::HashMap;
 
-    fn container(name: &str, cluster: &str, role: &str, running: bool, ip: &str) -> ContainerSummary {
+    fn container(
+        name: &str,
+        cluster: &str,
+        role: &str,
+        running: bool,
+        ip: &str,
+    ) -> ContainerSummary {
         let labels = HashMap::from([
             (labels::CLUSTER.to_string(), cluster.to_string()),
             (labels::ROLE.to_string(), role.to_string()),
@@ -204,7 +277,10 @@ mod tests {
             (labels::API_PORT.to_string(), "40000".to_string()),
         ]);
         let endpoint = EndpointSettings {
-            ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(ip.into()), ..Default::default() }),
+            ipam_config: Some(EndpointIpamConfig {
+                ipv4_address: Some(ip.into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         ContainerSummary {
@@ -243,9 +319,4 @@ mod tests {
         assert_eq!(clusters[1].nodes[0].ip.as_deref(), Some("10.0.1.2"));
         assert_eq!(clusters[2].state, "degraded");
     }
-}
-
-/// The steps of `skiff create`, in order.
-pub fn create_steps() -> Vec<create::StepDef> {
-    steps::foundation()
 }

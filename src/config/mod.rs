@@ -1,23 +1,177 @@
-//! TEMPORARY shim until the config module lands.
-mod model;
-pub use model::*;
+//! Cluster configuration: one validated, in-memory model of a cluster.
+//!
+//! A [`Cluster`] is built by [`load`] from up to two inputs:
+//!
+//! 1. an optional YAML file, in either of two formats, chosen by its
+//!    `apiVersion`:
+//!    * `skiff.dev/v1alpha1` — skiff's own format: kind's fields plus a
+//!      cluster-wide `image`/`kubernetesVersion`, per-node `count`,
+//!      `networking.subnet` and `addons`;
+//!    * `kind.x-k8s.io/v1alpha4` — kind's format, read the way kind v0.32
+//!      reads it (same fields, defaults and strictness);
+//! 2. command-line [`Overrides`], which win over the file.
+//!
+//! The pipeline is parse (`parse.rs`) → build and validate (`build.rs`) →
+//! [`Cluster`]. All of it is pure except that host paths of mounts are
+//! checked for existence (and, for kind files, relative ones resolved
+//! against the current directory, as kind does). Nothing is created and no
+//! container engine is contacted, so a config can be checked in full before
+//! any side effect.
+//!
+//! Every problem is a [`ConfigError`] whose `Display` is one line naming the
+//! origin, line and column when known, and the field path; its
+//! [`ConfigError::hint`] says how to fix it. `docs/configuration.md` is the
+//! user-facing reference for every field and rule.
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(String);
-impl ConfigError {
-    pub fn hint(&self) -> Option<String> { None }
+mod build;
+mod checks;
+mod error;
+mod k8s;
+mod locate;
+mod model;
+mod network;
+mod nodes;
+mod parse;
+mod raw;
+mod suggest;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ConfigError, ErrorKind};
+pub use model::{
+    AddonRef, Cluster, DEFAULT_CLUSTER_NAME, DEFAULT_NODE_IMAGE, Format, IpFamily, Json6902Patch,
+    KIND_API_VERSION, KubeProxyMode, Mount, Networking, Node, PortMapping, Propagation, Protocol,
+    Role, SKIFF_API_VERSION, UnknownVariant,
+};
+
+/// Values given on the command line; each one that is set wins over the
+/// file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// Cluster name (`--name`, or `$SKIFF_CLUSTER` as passed by the CLI).
+    pub name: Option<String>,
+    /// Default node image; replaces the file's `image` *and*
+    /// `kubernetesVersion`. Per-node images in the file are kept.
+    pub image: Option<String>,
+    /// Kubernetes version; replaces the file's `kubernetesVersion` *and*
+    /// `image`. Per-node images in the file are kept.
+    pub kubernetes_version: Option<String>,
+    /// Number of control-plane nodes: replaces all control planes of the
+    /// file with this many copies of its first one. Must be at least 1.
+    pub control_planes: Option<u32>,
+    /// Number of workers: replaces all workers of the file with this many
+    /// copies of its first one; 0 removes them.
+    pub workers: Option<u32>,
 }
-#[derive(Default)]
-pub struct Overrides { pub name: Option<String>, pub image: Option<String>, pub kubernetes_version: Option<String>, pub control_planes: Option<u32>, pub workers: Option<u32> }
-pub struct Source<'a> { pub text: &'a str, pub origin: &'a str }
-pub fn load(_source: Option<Source<'_>>, o: &Overrides) -> Result<Cluster, ConfigError> {
-    let mut nodes = vec![];
-    for _ in 0..o.control_planes.unwrap_or(1) { nodes.push(Node::new(Role::ControlPlane)); }
-    for _ in 0..o.workers.unwrap_or(0) { nodes.push(Node::new(Role::Worker)); }
-    Ok(Cluster { name: o.name.clone().unwrap_or("dev".into()), format: Format::Skiff, image: o.image.clone(), kubernetes_version: None, nodes,
-      networking: Networking { subnet: None, api_server_address: "127.0.0.1".parse().unwrap(), api_server_port: 0, pod_subnet: "10.244.0.0/16".into(), service_subnet: "10.96.0.0/16".into(), ip_family: IpFamily::Ipv4, kube_proxy_mode: KubeProxyMode::Iptables, disable_default_cni: false, dns_search: None },
-      feature_gates: Default::default(), runtime_config: Default::default(), kubeadm_config_patches: vec![], kubeadm_config_patches_json6902: vec![], containerd_config_patches: vec![], containerd_config_patches_json6902: vec![], addons: vec![] })
+
+/// A configuration file's text and a name for it in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source<'a> {
+    /// The YAML text.
+    pub text: &'a str,
+    /// How to name it in errors: a path as given, or `<stdin>`.
+    pub origin: &'a str,
 }
-pub fn validate_name(n: &str) -> Result<(), ConfigError> { if n.is_empty() { Err(ConfigError("bad".into())) } else { Ok(()) } }
-pub fn json_schema() -> String { String::new() }
+
+/// Parses `source` (if given), applies `overrides`, fills in defaults and
+/// validates the result.
+///
+/// Name precedence: `overrides.name`, then the file's `name`, then `dev`.
+/// An empty file, or one holding only comments, means all defaults.
+pub fn load(source: Option<Source<'_>>, overrides: &Overrides) -> Result<Cluster, ConfigError> {
+    let (parsed, origin, text) = match source {
+        Some(src) => (
+            parse::parse(src.text, src.origin)?,
+            src.origin,
+            Some(src.text),
+        ),
+        None => (None, build::COMMAND_LINE, None),
+    };
+    let format = parsed.as_ref().map_or(Format::Skiff, |p| p.format);
+    let ctx = build::Ctx {
+        origin,
+        text,
+        format,
+    };
+    build::build(&ctx, parsed.map(|p| p.doc), overrides)
+}
+
+/// Longest cluster name; node container names are built from it and must
+/// stay within hostname limits.
+pub const MAX_NAME_LEN: usize = 40;
+
+/// Checks a cluster name: lowercase letters, digits and `-`, starting with
+/// a letter, at most [`MAX_NAME_LEN`] characters. Errors name the origin
+/// `command line`.
+pub fn validate_name(name: &str) -> Result<(), ConfigError> {
+    match name_problem(name) {
+        None => Ok(()),
+        Some((problem, hint)) => {
+            Err(
+                ConfigError::new(ErrorKind::InvalidValue, build::COMMAND_LINE, problem)
+                    .with_hint(hint),
+            )
+        }
+    }
+}
+
+/// Why `name` is not a valid cluster name, with a hint.
+fn name_problem(name: &str) -> Option<(String, String)> {
+    let problem = name_violation(name)?;
+    let rule = "cluster names use lowercase letters, digits and `-`, start with a letter, \
+                and are at most 40 characters";
+    let hint = match suggest_name(name) {
+        Some(better) => format!("{rule}; try `{better}`"),
+        None => rule.to_string(),
+    };
+    Some((problem, hint))
+}
+
+fn name_violation(name: &str) -> Option<String> {
+    let length = name.chars().count();
+    if name.is_empty() {
+        Some("cluster name must not be empty".to_string())
+    } else if length > MAX_NAME_LEN {
+        Some(format!(
+            "cluster name `{name}` is {length} characters long; the limit is {MAX_NAME_LEN}"
+        ))
+    } else if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        Some(format!(
+            "cluster name `{name}` contains `{bad}`; only lowercase letters, digits and `-` are allowed"
+        ))
+    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Some(format!(
+            "cluster name `{name}` must start with a lowercase letter"
+        ))
+    } else {
+        None
+    }
+}
+
+/// A valid name close to `name`, if one is obvious (`My_Cluster` →
+/// `my-cluster`).
+fn suggest_name(name: &str) -> Option<String> {
+    let mapped: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let trimmed = mapped.trim_start_matches(|c: char| !c.is_ascii_lowercase());
+    let candidate: String = trimmed.chars().take(MAX_NAME_LEN).collect();
+    let candidate = candidate.trim_end_matches('-').to_string();
+    (candidate != name && name_violation(&candidate).is_none()).then_some(candidate)
+}
+
+/// JSON Schema (pretty-printed) of the `skiff.dev/v1alpha1` file format,
+/// generated from the same serde types that read it. Editors can use it
+/// for completion and validation; it cannot express cross-field rules
+/// (port clashes, subnet overlap), which only [`load`] checks.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(raw::SkiffCluster);
+    // Serializing a schema (plain JSON values) cannot fail.
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}

@@ -17,7 +17,8 @@ use serde::Serialize;
 
 /// The node image used when neither the node, the file nor the command line
 /// names one. Same image kind v0.32 defaults to, so kind configs behave alike.
-pub const DEFAULT_NODE_IMAGE: &str = "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5";
+pub const DEFAULT_NODE_IMAGE: &str =
+    "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5";
 
 /// The cluster name used when neither the command line nor the file names one.
 pub const DEFAULT_CLUSTER_NAME: &str = "dev";

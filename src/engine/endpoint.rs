@@ -101,23 +101,38 @@ fn current_uid() -> Option<u32> {
 /// Resolves the endpoint. `exists` is injected so tests need no real sockets.
 pub fn resolve(env: &Environment, exists: &dyn Fn(&Path) -> bool) -> Endpoint {
     if let Some(host) = &env.flag {
-        return Endpoint { host: host.clone(), origin: Origin::Flag };
+        return Endpoint {
+            host: host.clone(),
+            origin: Origin::Flag,
+        };
     }
     if let Some(host) = &env.docker_host {
-        return Endpoint { host: host.clone(), origin: Origin::DockerHost };
+        return Endpoint {
+            host: host.clone(),
+            origin: Origin::DockerHost,
+        };
     }
     if let Some(endpoint) = context_endpoint(env) {
         return endpoint;
     }
     if exists(Path::new(DEFAULT_SOCKET.trim_start_matches("unix://"))) {
-        return Endpoint { host: DEFAULT_SOCKET.to_string(), origin: Origin::DefaultSocket };
+        return Endpoint {
+            host: DEFAULT_SOCKET.to_string(),
+            origin: Origin::DefaultSocket,
+        };
     }
     for socket in podman_sockets(env) {
         if exists(&socket) {
-            return Endpoint { host: format!("unix://{}", socket.display()), origin: Origin::Podman };
+            return Endpoint {
+                host: format!("unix://{}", socket.display()),
+                origin: Origin::Podman,
+            };
         }
     }
-    Endpoint { host: DEFAULT_SOCKET.to_string(), origin: Origin::Fallback }
+    Endpoint {
+        host: DEFAULT_SOCKET.to_string(),
+        origin: Origin::Fallback,
+    }
 }
 
 /// The endpoint of the current Docker context, when one other than `default`
@@ -134,9 +149,16 @@ fn context_endpoint(env: &Environment) -> Option<Endpoint> {
     if name == "default" {
         return None;
     }
-    let meta = dir.join("contexts").join("meta").join(context_dir_name(&name)).join("meta.json");
+    let meta = dir
+        .join("contexts")
+        .join("meta")
+        .join(context_dir_name(&name))
+        .join("meta.json");
     let host = docker_host_from_meta(&std::fs::read_to_string(meta).ok()?)?;
-    Some(Endpoint { host, origin: Origin::Context(name) })
+    Some(Endpoint {
+        host,
+        origin: Origin::Context(name),
+    })
 }
 
 /// `currentContext` from the docker CLI's `config.json`.
@@ -151,7 +173,10 @@ pub fn current_context_from_config(config_json: &str) -> Option<String> {
 
 /// The docker CLI stores each context under the hex SHA-256 of its name.
 pub fn context_dir_name(name: &str) -> String {
-    Sha256::digest(name.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(name.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `Endpoints.docker.Host` from a context's `meta.json`.
@@ -191,7 +216,13 @@ mod tests {
             docker_host: Some("unix:///b.sock".into()),
             ..Default::default()
         };
-        assert_eq!(resolve(&env, &never), Endpoint { host: "tcp://a:2375".into(), origin: Origin::Flag });
+        assert_eq!(
+            resolve(&env, &never),
+            Endpoint {
+                host: "tcp://a:2375".into(),
+                origin: Origin::Flag
+            }
+        );
     }
 
     #[test]
@@ -207,15 +238,25 @@ mod tests {
     #[test]
     fn current_context_is_read_from_the_docker_config() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.json"), r#"{"auths":{},"currentContext":"colima"}"#).unwrap();
-        let meta_dir = dir.path().join("contexts/meta").join(context_dir_name("colima"));
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"auths":{},"currentContext":"colima"}"#,
+        )
+        .unwrap();
+        let meta_dir = dir
+            .path()
+            .join("contexts/meta")
+            .join(context_dir_name("colima"));
         std::fs::create_dir_all(&meta_dir).unwrap();
         std::fs::write(
             meta_dir.join("meta.json"),
             r#"{"Name":"colima","Metadata":{},"Endpoints":{"docker":{"Host":"unix:///home/u/.colima/default/docker.sock","SkipTLSVerify":false}}}"#,
         )
         .unwrap();
-        let env = Environment { docker_config_dir: Some(dir.path().into()), ..Default::default() };
+        let env = Environment {
+            docker_config_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
         let endpoint = resolve(&env, &never);
         assert_eq!(endpoint.host, "unix:///home/u/.colima/default/docker.sock");
         assert_eq!(endpoint.origin, Origin::Context("colima".into()));
@@ -224,19 +265,34 @@ mod tests {
     #[test]
     fn default_context_falls_through_to_the_socket() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.json"), r#"{"currentContext":"default"}"#).unwrap();
-        let env = Environment { docker_config_dir: Some(dir.path().into()), ..Default::default() };
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"currentContext":"default"}"#,
+        )
+        .unwrap();
+        let env = Environment {
+            docker_config_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
         let endpoint = resolve(&env, &|p| p == Path::new("/var/run/docker.sock"));
         assert_eq!(endpoint.origin, Origin::DefaultSocket);
     }
 
     #[test]
     fn podman_socket_is_the_last_resort() {
-        let env = Environment { xdg_runtime_dir: Some("/run/user/1000".into()), ..Default::default() };
-        let endpoint = resolve(&env, &|p| p == Path::new("/run/user/1000/podman/podman.sock"));
+        let env = Environment {
+            xdg_runtime_dir: Some("/run/user/1000".into()),
+            ..Default::default()
+        };
+        let endpoint = resolve(&env, &|p| {
+            p == Path::new("/run/user/1000/podman/podman.sock")
+        });
         assert_eq!(endpoint.host, "unix:///run/user/1000/podman/podman.sock");
         assert_eq!(endpoint.origin, Origin::Podman);
-        assert_eq!(resolve(&Environment::default(), &never).origin, Origin::Fallback);
+        assert_eq!(
+            resolve(&Environment::default(), &never).origin,
+            Origin::Fallback
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Running commands inside node containers (`docker exec` over the API).
 
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
@@ -60,10 +60,20 @@ impl Engine {
             .map_err(|e| self.wrap(what(), e))?;
         let started = self
             .docker()
-            .start_exec(&created.id, Some(StartExecOptions { detach: false, ..Default::default() }))
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    ..Default::default()
+                }),
+            )
             .await
             .map_err(|e| self.wrap(what(), e))?;
-        let StartExecResults::Attached { mut output, input: mut stdin } = started else {
+        let StartExecResults::Attached {
+            mut output,
+            input: mut stdin,
+        } = started
+        else {
             return Err(EngineError::Io(format!("{}: exec did not attach", what())));
         };
 
@@ -85,7 +95,9 @@ impl Engine {
                     Ok(LogOutput::StdErr { message }) => {
                         out.stderr.push_str(&String::from_utf8_lossy(&message))
                     }
-                    Ok(other) => out.stdout.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                    Ok(other) => out
+                        .stdout
+                        .push_str(&String::from_utf8_lossy(&other.into_bytes())),
                     Err(e) => return Err(self.wrap(what(), e)),
                 }
             }
@@ -95,12 +107,27 @@ impl Engine {
         let mut out = read?;
         written.map_err(|e| EngineError::Io(format!("{}: writing stdin: {e}", what())))?;
 
-        let inspected = self
-            .docker()
-            .inspect_exec(&created.id)
-            .await
-            .map_err(|e| self.wrap(what(), e))?;
-        out.exit_code = inspected.exit_code.unwrap_or(-1);
+        // The output stream can end a moment before the engine records the
+        // exit (and, under load, before the process has finished): wait for
+        // the engine to say it is done rather than trusting a stale answer.
+        for attempt in 0u64.. {
+            let inspected = self
+                .docker()
+                .inspect_exec(&created.id)
+                .await
+                .map_err(|e| self.wrap(what(), e))?;
+            if inspected.running != Some(true) {
+                out.exit_code = inspected.exit_code.unwrap_or(-1);
+                break;
+            }
+            if attempt >= 3000 {
+                return Err(EngineError::Io(format!(
+                    "{}: still running after its output ended",
+                    what()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         Ok(out)
     }
 
@@ -116,7 +143,11 @@ impl Engine {
         // Write to a temporary name and rename, so a reader never sees half a file.
         let script = r#"set -e; mkdir -p "$(dirname "$1")"; cat > "$1.skiff-tmp"; chmod "$2" "$1.skiff-tmp"; mv -f "$1.skiff-tmp" "$1""#;
         let out = self
-            .exec_with_input(container, &["sh", "-c", script, "sh", path, &mode], Some(content))
+            .exec_with_input(
+                container,
+                &["sh", "-c", script, "sh", path, &mode],
+                Some(content),
+            )
             .await?;
         if out.success() {
             Ok(())

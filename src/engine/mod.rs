@@ -42,14 +42,24 @@ pub enum EngineError {
     Unreachable { endpoint: String, reason: String },
     #[error("Permission denied on the Docker socket {endpoint}")]
     PermissionDenied { endpoint: String },
-    #[error("Docker at {endpoint} speaks API {found}, skiff needs {needed} (Docker 20.10) or newer")]
-    ApiTooOld { endpoint: String, found: String, needed: String },
+    #[error(
+        "Docker at {endpoint} speaks API {found}, skiff needs {needed} (Docker 20.10) or newer"
+    )]
+    ApiTooOld {
+        endpoint: String,
+        found: String,
+        needed: String,
+    },
     #[error("Unsupported engine address {0:?}")]
     BadEndpoint(String),
     #[error("Image {image} is not available: {reason}")]
     ImageUnavailable { image: String, reason: String },
     #[error("{what}: {message}")]
-    Api { what: String, status: u16, message: String },
+    Api {
+        what: String,
+        status: u16,
+        message: String,
+    },
     #[error("{what}: {source}")]
     Other {
         what: String,
@@ -74,7 +84,9 @@ impl EngineError {
                  again), or use a rootless engine via DOCKER_HOST"
                     .into(),
             ),
-            EngineError::ApiTooOld { .. } => Some("upgrade the engine to Docker 20.10 or newer".into()),
+            EngineError::ApiTooOld { .. } => {
+                Some("upgrade the engine to Docker 20.10 or newer".into())
+            }
             EngineError::BadEndpoint(_) => {
                 Some("use unix:///path/to/docker.sock or tcp://host:port".into())
             }
@@ -138,7 +150,11 @@ impl Engine {
                 needed: format!("{}.{}", MIN_API.0, MIN_API.1),
             });
         }
-        Ok(Engine { docker, endpoint, api_version: format!("{major}.{minor}") })
+        Ok(Engine {
+            docker,
+            endpoint,
+            api_version: format!("{major}.{minor}"),
+        })
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -155,7 +171,11 @@ impl Engine {
 
     /// Server version string, e.g. "20.10.24+dfsg1".
     pub async fn server_version(&self) -> Result<String, EngineError> {
-        let v = self.docker.version().await.map_err(|e| self.wrap("read engine version", e))?;
+        let v = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| self.wrap("read engine version", e))?;
         Ok(v.version.unwrap_or_default())
     }
 
@@ -163,12 +183,20 @@ impl Engine {
     pub(crate) fn wrap(&self, what: impl Into<String>, e: BollardError) -> EngineError {
         let what = what.into();
         match e {
-            BollardError::DockerResponseServerError { status_code, message } => {
-                EngineError::Api { what, status: status_code, message: message.trim().to_string() }
-            }
+            BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            } => EngineError::Api {
+                what,
+                status: status_code,
+                message: message.trim().to_string(),
+            },
             other => match io_kind(&other) {
                 Some(_) => classify_connect(&self.endpoint.host, other),
-                None => EngineError::Other { what, source: other },
+                None => EngineError::Other {
+                    what,
+                    source: other,
+                },
             },
         }
     }
@@ -230,7 +258,9 @@ impl Engine {
         label: &str,
     ) -> Result<Vec<(String, String)>, EngineError> {
         let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
-        let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
         let networks = self
             .docker
             .list_networks(Some(options))
@@ -255,11 +285,19 @@ impl Engine {
 
     /// Whether a network exists, by name or ID.
     pub async fn network_exists(&self, name: &str) -> Result<bool, EngineError> {
-        match self.docker.inspect_network(name, None::<InspectNetworkOptions>).await {
+        match self
+            .docker
+            .inspect_network(name, None::<InspectNetworkOptions>)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) => {
                 let err = self.wrap(format!("inspect network {name}"), e);
-                if err.is_not_found() { Ok(false) } else { Err(err) }
+                if err.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
             }
         }
     }
@@ -289,31 +327,45 @@ impl Engine {
 
     /// Stops a container, giving it `timeout` to shut down before SIGKILL.
     pub async fn stop_container(&self, name: &str, timeout: Duration) -> Result<(), EngineError> {
-        let options = StopContainerOptionsBuilder::default().t(timeout.as_secs() as i32).build();
+        let options = StopContainerOptionsBuilder::default()
+            .t(timeout.as_secs() as i32)
+            .build();
         match self.docker.stop_container(name, Some(options)).await {
             Ok(()) => Ok(()),
             // 304: already stopped.
-            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
             Err(e) => Err(self.wrap(format!("stop container {name}"), e)),
         }
     }
 
     pub async fn kill_container(&self, name: &str) -> Result<(), EngineError> {
         self.docker
-            .kill_container(name, None::<bollard::query_parameters::KillContainerOptions>)
+            .kill_container(
+                name,
+                None::<bollard::query_parameters::KillContainerOptions>,
+            )
             .await
             .map_err(|e| self.wrap(format!("kill container {name}"), e))
     }
 
     /// Force-removes a container and its anonymous volumes; a missing one is fine.
     pub async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match self.docker.remove_container(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) => {
                 let err = self.wrap(format!("remove container {name}"), e);
                 // 404: gone already; 409 "removal already in progress": someone else is on it.
-                if err.is_not_found() || err.is_conflict() { Ok(()) } else { Err(err) }
+                if err.is_not_found() || err.is_conflict() {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
             }
         }
     }
@@ -334,7 +386,10 @@ impl Engine {
         labels: &[String],
     ) -> Result<Vec<ContainerSummary>, EngineError> {
         let filters = HashMap::from([("label".to_string(), labels.to_vec())]);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         self.docker
             .list_containers(Some(options))
             .await
@@ -384,9 +439,16 @@ fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> 
 fn classify_connect(host: &str, e: BollardError) -> EngineError {
     let endpoint = host.to_string();
     if let BollardError::SocketNotFoundError(_) = e {
-        return EngineError::Unreachable { endpoint, reason: "the socket does not exist".into() };
+        return EngineError::Unreachable {
+            endpoint,
+            reason: "the socket does not exist".into(),
+        };
     }
-    if let BollardError::DockerResponseServerError { status_code, message } = &e {
+    if let BollardError::DockerResponseServerError {
+        status_code,
+        message,
+    } = &e
+    {
         return EngineError::Api {
             what: format!("talk to Docker at {host}"),
             status: *status_code,
@@ -395,7 +457,13 @@ fn classify_connect(host: &str, e: BollardError) -> EngineError {
     }
     match io_kind(&e) {
         Some(std::io::ErrorKind::PermissionDenied) => EngineError::PermissionDenied { endpoint },
-        Some(kind) => EngineError::Unreachable { endpoint, reason: kind.to_string() },
-        None => EngineError::Unreachable { endpoint, reason: e.to_string() },
+        Some(kind) => EngineError::Unreachable {
+            endpoint,
+            reason: kind.to_string(),
+        },
+        None => EngineError::Unreachable {
+            endpoint,
+            reason: e.to_string(),
+        },
     }
 }

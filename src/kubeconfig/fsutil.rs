@@ -308,10 +308,10 @@ pub(super) fn write_atomically(
         // Keep the owner of an existing file (think `sudo skiff create` on a
         // user's kubeconfig). Only root may give a file away, so for
         // everybody else this is a harmless no-op that fails quietly.
-        if let (Some(old), Ok(new)) = (existing, tmp.file.metadata()) {
-            if old.uid() != new.uid() || old.gid() != new.gid() {
-                let _ = std::os::unix::fs::fchown(&tmp.file, Some(old.uid()), Some(old.gid()));
-            }
+        if let (Some(old), Ok(new)) = (existing, tmp.file.metadata())
+            && (old.uid() != new.uid() || old.gid() != new.gid())
+        {
+            let _ = std::os::unix::fs::fchown(&tmp.file, Some(old.uid()), Some(old.gid()));
         }
     }
     #[cfg(not(unix))]

@@ -17,14 +17,17 @@ pub const SKIFF: &str = env!("CARGO_BIN_EXE_skiff");
 
 /// The node image under test.
 pub fn image() -> String {
-    std::env::var("SKIFF_TEST_IMAGE").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| {
-        let fallback = "skiff-test-node:latest";
-        assert!(
-            docker(&["image", "inspect", fallback]).status.success(),
-            "SKIFF_TEST_IMAGE is not set and {fallback} does not exist: run scripts/test.sh"
-        );
-        fallback.to_string()
-    })
+    std::env::var("SKIFF_TEST_IMAGE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| {
+            let fallback = "skiff-test-node:latest";
+            assert!(
+                docker(&["image", "inspect", fallback]).status.success(),
+                "SKIFF_TEST_IMAGE is not set and {fallback} does not exist: run scripts/test.sh"
+            );
+            fallback.to_string()
+        })
 }
 
 /// A cluster name unique to this process and call: `t<pid>-<n>-<tag>`.
@@ -45,7 +48,11 @@ pub struct Run {
 impl Run {
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "skiff failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "skiff failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
@@ -65,26 +72,112 @@ fn to_run(out: Output) -> Run {
 
 /// Runs skiff with `args` (no stdin, no colours).
 pub fn skiff(args: &[&str]) -> Run {
-    skiff_cmd(args).stdin(Stdio::null()).output().map(to_run).expect("run skiff")
+    skiff_cmd(args)
+        .stdin(Stdio::null())
+        .output()
+        .map(to_run)
+        .expect("run skiff")
 }
 
 /// A skiff command, for tests that need to control the process.
 pub fn skiff_cmd(args: &[&str]) -> Command {
     let mut cmd = Command::new(SKIFF);
-    cmd.args(args).env("NO_COLOR", "1").env_remove("SKIFF_CLUSTER");
+    cmd.args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("SKIFF_CLUSTER")
+        // Never touch the developer's own kubeconfig.
+        .env("KUBECONFIG", default_kubeconfig())
+        .env("SKIFF_LB_IMAGE", lb_image());
     cmd
+}
+
+/// The kubeconfig file tests use unless they pass --kubeconfig.
+pub fn default_kubeconfig() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("kubeconfig-{}", std::process::id()))
+}
+
+/// The load balancer image under test (the real default cannot be pulled here).
+pub fn lb_image() -> String {
+    std::env::var("SKIFF_TEST_LB_IMAGE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "skiff-test-lb:latest".to_string())
+}
+
+/// A fresh temporary directory for a test's own files.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("skiff-test")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+}
+
+/// Calls the stand-ins recorded in a node, as (tool, argv, stdin) in order.
+pub fn standin_calls(node: &str) -> Vec<serde_json::Value> {
+    let out = docker_out(&[
+        "exec",
+        node,
+        "sh",
+        "-c",
+        // Records may be pretty-printed; raw newlines are never inside JSON strings.
+        "for f in $(ls /var/lib/skiff-standin/calls/ | sort); do tr -d '\\n' < /var/lib/skiff-standin/calls/$f; echo; done",
+    ]);
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("call record"))
+        .collect()
+}
+
+/// The recorded calls of `tool` whose argv contains `word`.
+pub fn calls_with(node: &str, tool: &str, word: &str) -> Vec<serde_json::Value> {
+    standin_calls(node)
+        .into_iter()
+        .filter(|c| c["tool"] == tool && c["argv"].as_array().unwrap().iter().any(|a| a == word))
+        .collect()
+}
+
+/// The test image with `/kind/version` replaced, made once per version.
+pub fn image_with_version(version: &str) -> String {
+    let base = image();
+    let base_id = docker_out(&["image", "inspect", "-f", "{{.Id}}", &base]);
+    let reference = format!(
+        "skiff-test-version:{version}-{}",
+        &base_id.trim_start_matches("sha256:")[..12]
+    );
+    if docker(&["image", "inspect", &reference]).status.success() {
+        return reference;
+    }
+    let container = format!("skiff-version-{}-{version}", std::process::id());
+    docker_out(&["create", "--name", &container, &base]);
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("version"), format!("{version}\n")).unwrap();
+    let src = dir.path().join("version").display().to_string();
+    docker_out(&["cp", &src, &format!("{container}:/kind/version")]);
+    let committed = docker(&["commit", &container, &reference]);
+    let _ = docker(&["rm", "-f", &container]);
+    assert!(committed.status.success());
+    reference
 }
 
 /// Runs the docker CLI.
 pub fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).stdin(Stdio::null()).output().expect("run docker")
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker")
 }
 
 /// Trimmed stdout of a docker CLI call that must succeed.
 #[track_caller]
 pub fn docker_out(args: &[&str]) -> String {
     let out = docker(args);
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -97,21 +190,34 @@ pub fn inspect(target: &str, format: &str) -> String {
 pub fn containers_of(cluster: &str) -> Vec<String> {
     let filter = format!("label=io.skiff.cluster={cluster}");
     let out = docker_out(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
-    let mut names: Vec<String> = out.lines().map(str::to_string).filter(|s| !s.is_empty()).collect();
+    let mut names: Vec<String> = out
+        .lines()
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+        .collect();
     names.sort();
     names
 }
 
 /// Whether the cluster's network exists.
 pub fn network_exists(cluster: &str) -> bool {
-    docker(&["network", "inspect", &format!("skiff-{cluster}")]).status.success()
+    docker(&["network", "inspect", &format!("skiff-{cluster}")])
+        .status
+        .success()
 }
 
 /// Asserts that nothing of `cluster` remains: no container, no network.
 #[track_caller]
 pub fn assert_gone(cluster: &str) {
-    assert_eq!(containers_of(cluster), Vec::<String>::new(), "containers left behind");
-    assert!(!network_exists(cluster), "network skiff-{cluster} left behind");
+    assert_eq!(
+        containers_of(cluster),
+        Vec::<String>::new(),
+        "containers left behind"
+    );
+    assert!(
+        !network_exists(cluster),
+        "network skiff-{cluster} left behind"
+    );
 }
 
 /// Deletes the cluster when dropped, even when the test panics.
@@ -145,7 +251,10 @@ pub fn create(tag: &str, extra: &[&str]) -> ClusterGuard {
 pub fn derived_image(tag: &str, entrypoint_json: &str) -> String {
     let base = image();
     let base_id = docker_out(&["image", "inspect", "-f", "{{.Id}}", &base]);
-    let reference = format!("skiff-test-{tag}:{}", &base_id.trim_start_matches("sha256:")[..12]);
+    let reference = format!(
+        "skiff-test-{tag}:{}",
+        &base_id.trim_start_matches("sha256:")[..12]
+    );
     if docker(&["image", "inspect", &reference]).status.success() {
         return reference;
     }
@@ -154,6 +263,10 @@ pub fn derived_image(tag: &str, entrypoint_json: &str) -> String {
     let change = format!("ENTRYPOINT {entrypoint_json}");
     let committed = docker(&["commit", "--change", &change, &container, &reference]);
     let _ = docker(&["rm", "-f", &container]);
-    assert!(committed.status.success(), "docker commit: {}", String::from_utf8_lossy(&committed.stderr));
+    assert!(
+        committed.status.success(),
+        "docker commit: {}",
+        String::from_utf8_lossy(&committed.stderr)
+    );
     reference
 }

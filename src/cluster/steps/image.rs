@@ -4,12 +4,16 @@ use std::collections::BTreeSet;
 
 use futures::future::BoxFuture;
 
-use crate::cluster::create::{Context, StepDef};
+use crate::cluster::create::{Context, StepDef, always};
 use crate::engine::EngineError;
 use crate::error::Result;
 use crate::ui::Step;
 
-pub const STEP: StepDef = StepDef { name: "Ensure node image", run };
+pub const STEP: StepDef = StepDef {
+    name: "Ensure node image",
+    applies: always,
+    run,
+};
 
 fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {

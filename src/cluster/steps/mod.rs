@@ -6,12 +6,34 @@
 
 mod boot;
 mod image;
+mod init;
+mod join;
+mod kubeconfig;
+mod manifests;
 mod network;
 mod nodes;
+pub(crate) mod ready;
+mod untaint;
+mod write_config;
 
 use super::create::StepDef;
 
-/// The foundation: image, network, node containers, boot.
-pub fn foundation() -> Vec<StepDef> {
-    vec![image::STEP, network::STEP, nodes::STEP, boot::STEP]
+/// The whole pipeline: the foundation (image, network, node containers,
+/// boot), then the Kubernetes bootstrap.
+pub fn all() -> Vec<StepDef> {
+    vec![
+        image::STEP,
+        network::STEP,
+        nodes::STEP,
+        boot::STEP,
+        write_config::STEP,
+        init::STEP,
+        join::CONTROL_PLANES,
+        join::WORKERS,
+        manifests::CNI,
+        manifests::STORAGE,
+        untaint::STEP,
+        ready::STEP,
+        kubeconfig::STEP,
+    ]
 }

@@ -3,12 +3,16 @@
 use futures::future::BoxFuture;
 
 use crate::cluster::ClusterError;
-use crate::cluster::create::{Context, StepDef, network_labels, taken_subnets};
+use crate::cluster::create::{Context, StepDef, always, build_plan, network_labels, taken_subnets};
 use crate::error::Result;
 use crate::plan;
 use crate::ui::Step;
 
-pub const STEP: StepDef = StepDef { name: "Create network", run };
+pub const STEP: StepDef = StepDef {
+    name: "Create network",
+    applies: always,
+    run,
+};
 
 /// How often a subnet chosen concurrently by another create is re-chosen.
 const SUBNET_ATTEMPTS: usize = 5;
@@ -28,13 +32,19 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
                 )
                 .await;
             let err = match result {
-                Ok(_) => return Ok(()),
+                Ok(id) => {
+                    ctx.network_id = id;
+                    return Ok(());
+                }
                 Err(e) => e,
             };
             // Newer engines refuse duplicate names: another create of the
             // same cluster got here first.
             if err.is_conflict() {
-                return Err(ClusterError::CreateRace { name: ctx.plan.cluster.clone() }.into());
+                return Err(ClusterError::CreateRace {
+                    name: ctx.plan.cluster.clone(),
+                }
+                .into());
             }
             // Another create (of another cluster) took the same free subnet
             // between our look and our create: choose again and re-plan.
@@ -49,7 +59,7 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
             let mut taken = taken_subnets(&ctx.engine).await?;
             taken.extend(rejected.iter().copied());
             ctx.facts.subnet = plan::choose_subnet(&taken)?;
-            ctx.plan = plan::build(&ctx.config, &ctx.facts)?;
+            ctx.plan = build_plan(&ctx.config, &ctx.facts, &ctx.version)?;
         }
         unreachable!("the last attempt returns")
     })

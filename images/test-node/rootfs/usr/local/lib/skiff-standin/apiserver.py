@@ -370,6 +370,7 @@ class Store:
             if obj["kind"] != r["kind"]:
                 raise HTTPError(400, "BadRequest", "the API version in the data (%s) does not match the expected API version (%s)" % (obj["apiVersion"], version))
             name = self.validate(r, ns, obj)
+            self.check_not_terminating(ns)
             key = self.key(r, ns, name)
             if key in self.objects:
                 raise HTTPError(409, "AlreadyExists", '%s "%s" already exists' % (r["plural"] + ("." + r["group"] if r["group"] else ""), name),
@@ -484,6 +485,7 @@ class Store:
         old = self.objects.get(key)
         new_paths = leaves(applied)
         if old is None:
+            self.check_not_terminating(ns)
             obj = copy.deepcopy(applied)
             for f in SYSTEM_META:
                 obj["metadata"].pop(f, None)
@@ -543,10 +545,20 @@ class Store:
                 raise not_found(r, name)
             if dry_run:
                 return copy.deepcopy(old)
-            del self.objects[key]
             if r["kind"] == "Namespace":
-                for k in [k for k in self.objects if k.split("/")[2] == name]:
-                    del self.objects[k]
+                # Like the real thing, namespace deletion is asynchronous: the
+                # namespace turns Terminating and the namespace "controller"
+                # (finalize_namespaces) removes it with its content shortly after.
+                if name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+                    raise HTTPError(403, "Forbidden", 'namespaces "%s" is forbidden: this namespace may not be deleted' % name)
+                if not old["metadata"].get("deletionTimestamp"):
+                    old["metadata"]["deletionTimestamp"] = common.now_rfc3339()
+                    old.setdefault("status", {})["phase"] = "Terminating"
+                    self._put(key, old)
+                    self.save()
+                    log("namespace %s terminating" % name)
+                return copy.deepcopy(old)
+            del self.objects[key]
             if r["kind"] == "CustomResourceDefinition":
                 spec = old.get("spec") or {}
                 prefix = "%s/%s/" % (spec.get("group"), (spec.get("names") or {}).get("plural"))
@@ -557,12 +569,37 @@ class Store:
             log("deleted %s" % key)
             return copy.deepcopy(old)
 
+    def check_not_terminating(self, ns):
+        if not ns:
+            return
+        o = self.objects.get("core/namespaces//" + ns)
+        if o and o["metadata"].get("deletionTimestamp"):
+            raise HTTPError(403, "Forbidden", "unable to create new content in namespace %s because it is being terminated" % ns)
+
+    def finalize_namespaces(self):
+        while True:
+            time.sleep(0.5)
+            try:
+                with self.lock:
+                    gone = [k for k, o in self.objects.items() if k.startswith("core/namespaces//")
+                            and o["metadata"].get("deletionTimestamp")]
+                    for key in gone:
+                        name = key.rsplit("/", 1)[1]
+                        for k in [k for k in self.objects if k.split("/")[2] == name]:
+                            del self.objects[k]
+                        del self.objects[key]
+                        log("namespace %s deleted" % name)
+                    if gone:
+                        self.rv += 1
+                        self.save()
+            except Exception as e:
+                log("namespace finalizer: %r" % e)
+
     # -- node lifecycle ------------------------------------------------------
     def node_lifecycle(self):
         """Mark nodes whose kubelet stopped posting status as NotReady
         (Unknown) and taint them unreachable; lift that when they report
         again. Like kube-controller-manager's node lifecycle controller."""
-        r = self.resource_for("", "v1", "nodes")
         unreachable = [{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
                        {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]
         while True:
@@ -610,6 +647,22 @@ class Store:
 # ---------------------------------------------------------------------------
 # HTTP handling
 # ---------------------------------------------------------------------------
+def sign_csr(csr_pem, node):
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        ext = os.path.join(d, "ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                    "extendedKeyUsage=clientAuth\n")
+        p = subprocess.run(["openssl", "x509", "-req", "-CA", os.path.join(PKI, "ca.crt"), "-CAkey", os.path.join(PKI, "ca.key"),
+                            "-set_serial", "0x" + os.urandom(8).hex(), "-days", "365", "-sha256", "-extfile", ext],
+                           input=csr_pem.encode(), capture_output=True)
+        if p.returncode != 0:
+            raise HTTPError(400, "BadRequest", "invalid certificate signing request: %s" % p.stderr.decode(errors="replace").strip())
+        return p.stdout.decode()
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "skiff-standin-apiserver"
@@ -718,6 +771,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         store = self.server.store
         if path == "/skiff-standin/discovery":
             return self.send_json(200, {"resources": store.resources()})
+        if path == "/skiff-standin/sign-node-cert" and method == "POST":
+            # Stand-in for the kubelet's TLS bootstrap: CSR signed by the cluster CA.
+            req = self.parse_body()
+            node = req.get("nodeName", "")
+            if not NAME_RE.match(node or "-"):
+                raise HTTPError(422, "Invalid", "invalid node name %r" % node)
+            crt = sign_csr(req.get("csr", ""), node)
+            return self.send_json(201, {"certificate": crt})
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
@@ -864,6 +925,7 @@ def main():
     srv = Server(cfg)
     if srv.store is not None:
         threading.Thread(target=srv.store.node_lifecycle, daemon=True).start()
+        threading.Thread(target=srv.store.finalize_namespaces, daemon=True).start()
     log("skiff stand-in API server (%s, %s) serving on :%d" % (cfg.get("mode"), srv.version, cfg.get("bindPort", 6443)))
     try:
         srv.serve_forever()

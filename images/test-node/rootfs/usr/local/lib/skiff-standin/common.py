@@ -125,6 +125,28 @@ def run_main(tool, fn, argv):
     return code
 
 
+def peek_stdin(limit=1 << 20):
+    """Whatever is already waiting on stdin (for the call record), without
+    blocking when stdin is an idle pipe or a terminal."""
+    import select
+    try:
+        if sys.stdin is None or sys.stdin.isatty():
+            return None
+        fd = sys.stdin.fileno()
+        chunks = []
+        while sum(len(c) for c in chunks) < limit:
+            r, _, _ = select.select([fd], [], [], 0)
+            if not r:
+                break
+            c = os.read(fd, 65536)
+            if not c:
+                break
+            chunks.append(c)
+        return b"".join(chunks).decode(errors="replace") if chunks else None
+    except (OSError, ValueError):
+        return None
+
+
 def read_stdin_text():
     if sys.stdin is None or sys.stdin.closed:
         return ""
@@ -217,9 +239,27 @@ def write_public(path, data, mode=0o644):
     os.chmod(path, mode)
 
 
+# Key algorithm for everything the stand-ins generate. kubeadm defaults to
+# RSA-2048, but an RSA key costs ~0.2 s here and init makes ~20 of them, so the
+# stand-ins use ECDSA P-256 (kubeadm's encryptionAlgorithm: ECDSA-P256) unless
+# the config asks for RSA explicitly.
+KEY_ALGORITHM = "ECDSA-P256"
+
+
+def new_key(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if KEY_ALGORITHM.startswith("RSA-"):
+        _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:" + KEY_ALGORITHM[4:], "-out", path)
+    else:
+        curve = {"ECDSA-P384": "P-384"}.get(KEY_ALGORITHM, "P-256")
+        _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:" + curve, "-out", path)
+    os.chmod(path, 0o600)
+
+
 def new_ca(crt, key, cn, days=3650):
     os.makedirs(os.path.dirname(crt), exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+    new_key(key)
+    _openssl("req", "-x509", "-key", key, "-out", crt,
              "-days", str(days), "-subj", "/CN=" + cn, "-sha256",
              "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign",
@@ -246,8 +286,7 @@ def new_cert(crt, key, ca_crt, ca_key, cn, orgs=(), sans=(), server=False, clien
         f.write("\n".join(ext) + "\n")
         extfile = f.name
     try:
-        _openssl("genrsa", "-out", key, "2048")
-        os.chmod(key, 0o600)
+        new_key(key)
         csr = _openssl("req", "-new", "-key", key, "-subj", subj)
         serial = "0x" + os.urandom(8).hex()
         _openssl("x509", "-req", "-CA", ca_crt, "-CAkey", ca_key, "-set_serial", serial,
@@ -427,7 +466,22 @@ class Client:
                    data(u, "client-key-data", "client-key"), token=u.get("token"),
                    insecure=bool(c.get("insecure-skip-tls-verify")), timeout=timeout)
 
+    # Seconds to keep retrying connection-level failures (kubeadm retries its
+    # API calls for up to its kubernetesAPICall timeout, e.g. while a load
+    # balancer has not yet seen a healthy backend). kubectl does not retry.
+    retry_for = 0
+
     def request(self, method, path, body=None, content_type="application/json", raw=False):
+        deadline = time.time() + self.retry_for
+        while True:
+            try:
+                return self._request(method, path, body, content_type, raw)
+            except OSError:
+                if time.time() >= deadline:
+                    raise
+                time.sleep(0.5)
+
+    def _request(self, method, path, body=None, content_type="application/json", raw=False):
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = "Bearer " + self.token

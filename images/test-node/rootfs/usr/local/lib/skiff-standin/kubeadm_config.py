@@ -293,6 +293,9 @@ def validate(cfg, want, version_str):
         elif pv != common.parse_version(version_str):
             # The node image only carries the control-plane images of its own version.
             errs.append('kubernetesVersion: Invalid value: "%s": this node image carries Kubernetes %s and cannot deploy another version' % (kv, version_str))
+    ea = cc.get("encryptionAlgorithm")
+    if ea and ea not in ("RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384"):
+        errs.append('encryptionAlgorithm: Unsupported value: "%s": supported values: "ECDSA-P256", "ECDSA-P384", "RSA-2048", "RSA-3072", "RSA-4096"' % ea)
     cpe = cc.get("controlPlaneEndpoint")
     if cpe:
         host, port = common.host_port(cpe)

@@ -1,0 +1,87 @@
+//! Step: write every rendered file into its node, and patch containerd.
+//!
+//! The files were rendered when the plan was made (so `--dry-run` shows
+//! them); this step only copies them in. containerd config patches are
+//! merged into each node's own `/etc/containerd/config.toml`, which only
+//! exists in the node, followed by a containerd restart.
+
+use futures::future::{BoxFuture, try_join_all};
+
+use crate::bootstrap::{self, patch};
+use crate::cluster::create::{Context, StepDef, always};
+use crate::error::Result;
+use crate::plan::NodeRole;
+use crate::ui::Step;
+
+pub const STEP: StepDef = StepDef {
+    name: "Write node configuration",
+    applies: always,
+    run,
+};
+
+const CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
+
+fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        let engine = &ctx.engine;
+        let writes = ctx.plan.nodes.iter().flat_map(|node| {
+            node.files
+                .iter()
+                .map(move |f| engine.write_file(&node.name, &f.path, f.content.as_bytes(), f.mode))
+        });
+        try_join_all(writes).await?;
+        // HAProxy images reload their configuration on SIGHUP to PID 1.
+        if let Some(lb) = ctx
+            .plan
+            .nodes
+            .iter()
+            .find(|n| n.role == NodeRole::LoadBalancer)
+        {
+            bootstrap::run(
+                &ctx.engine,
+                &lb.name,
+                "reloading the load balancer",
+                &["kill", "-s", "HUP", "1"],
+            )
+            .await?;
+        }
+        if !ctx.config.containerd_config_patches.is_empty() {
+            let patches = ctx
+                .plan
+                .nodes
+                .iter()
+                .filter(|n| n.role != NodeRole::LoadBalancer)
+                .map(|n| patch_containerd(ctx, &n.name));
+            try_join_all(patches).await?;
+        }
+        Ok(())
+    })
+}
+
+async fn patch_containerd(ctx: &Context, node: &str) -> Result<()> {
+    let engine = &ctx.engine;
+    let current = bootstrap::run(
+        engine,
+        node,
+        "reading the containerd config",
+        &["cat", CONTAINERD_CONFIG],
+    )
+    .await?;
+    let merged =
+        patch::merge_containerd_config(&current.stdout, &ctx.config.containerd_config_patches)
+            .map_err(|e| crate::bootstrap::render::RenderError::Patch {
+                scope: "containerdConfigPatches".into(),
+                error: e,
+            })?;
+    engine
+        .write_file(node, CONTAINERD_CONFIG, merged.as_bytes(), 0o644)
+        .await?;
+    bootstrap::run(
+        engine,
+        node,
+        "restarting containerd",
+        &["systemctl", "restart", "containerd"],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Tests that disturb the whole engine, so they run only where the test
+//! run owns it: set `SKIFF_TEST_OWNS_DOCKER=1` (scripts/test.sh does when it
+//! started dockerd itself, as on CI). Cargo runs test binaries one after
+//! another, and this binary holds a single test, so nothing else runs
+//! while the daemon restarts.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn owns_docker() -> bool {
+    std::env::var("SKIFF_TEST_OWNS_DOCKER").is_ok_and(|v| v == "1")
+}
+
+fn docker_up() -> bool {
+    docker(&["info"]).status.success()
+}
+
+/// Stops dockerd (SIGTERM, as a service manager or a shutdown would) and
+/// starts it again the way scripts/ensure-docker.sh does.
+fn restart_dockerd() {
+    let pid = std::fs::read_to_string("/var/run/docker.pid").expect("dockerd pid file");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", pid.trim()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    while docker_up() || std::path::Path::new(&format!("/proc/{}", pid.trim())).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "dockerd did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = Command::new("bash")
+        .args([
+            "-c",
+            "nohup setsid dockerd >>/var/log/skiff-dockerd.log 2>&1 </dev/null &",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    while !docker_up() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "dockerd did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn clusters_survive_a_docker_restart_and_delete_all_removes_them() {
+    if !owns_docker() {
+        eprintln!("skipped: SKIFF_TEST_OWNS_DOCKER is not 1 (this test restarts dockerd)");
+        return;
+    }
+    let guard = create("restart", &["--workers", "1"]);
+    let name = guard.0.clone();
+    let nodes = containers_of(&name);
+    let ip = |n: &str| {
+        inspect(
+            n,
+            &format!("{{{{(index .NetworkSettings.Networks \"skiff-{name}\").IPAddress}}}}"),
+        )
+    };
+    let ips: Vec<String> = nodes.iter().map(|n| ip(n)).collect();
+    let cp = &nodes[0];
+    let port = inspect(
+        cp,
+        "{{(index (index .NetworkSettings.Ports \"6443/tcp\") 0).HostPort}}",
+    );
+
+    restart_dockerd();
+
+    // The restart policy brings every node back, with the same address and port.
+    let start = Instant::now();
+    while skiff(&["status", &name, "-o", "json"]).json()["state"] != "running" {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "nodes did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(nodes.iter().map(|n| ip(n)).collect::<Vec<_>>(), ips);
+    assert_eq!(
+        inspect(
+            cp,
+            "{{(index (index .NetworkSettings.Ports \"6443/tcp\") 0).HostPort}}"
+        ),
+        port
+    );
+    // And Kubernetes with them.
+    let ready = docker_out(&[
+        "exec",
+        cp,
+        "kubectl",
+        "--kubeconfig=/etc/kubernetes/admin.conf",
+        "wait",
+        "--for=condition=Ready",
+        "nodes",
+        "--all",
+        "--timeout=120s",
+    ]);
+    assert!(!ready.is_empty());
+
+    // `delete --all` removes every skiff cluster (this run owns the engine).
+    let other = create("restart2", &[]);
+    skiff(&["delete", "--all"]).ok();
+    assert_gone(&name);
+    assert_gone(&other.0);
+}
