@@ -82,6 +82,16 @@ impl<'a> Kubectl<'a> {
             .map(drop)
     }
 
+    /// Client-side apply of a YAML stream: a three-way merge with the
+    /// `last-applied-configuration` annotation, so whatever skiff wrote last
+    /// time and no longer writes is removed. For objects only skiff writes.
+    pub async fn apply_replacing(&self, what: &str, yaml: &str) -> Result<()> {
+        let manager = format!("--field-manager={FIELD_MANAGER}");
+        self.run_ok(what, &["apply", &manager, "-f", "-"], Some(yaml.as_bytes()))
+            .await
+            .map(drop)
+    }
+
     /// Waits until every named CRD is established, so objects of its type
     /// can be applied.
     pub async fn wait_established(&self, crds: &[String], timeout: Duration) -> Result<()> {

@@ -86,12 +86,15 @@ pub fn configmap(record: &Record) -> Value {
     })
 }
 
-/// Writes the whole record. Applying all of it (not a patch) makes a
-/// disabled add-on's key disappear: server-side apply drops fields the
-/// manager no longer sets.
+/// Writes the whole record, so a disabled add-on's key disappears. A
+/// client-side apply (three-way merge against the last written record)
+/// removes it whatever the API server's server-side-apply bookkeeping says;
+/// only skiff writes this object, so there is nothing to merge with.
 pub async fn write(kubectl: &Kubectl<'_>, record: &Record) -> Result<()> {
     let yaml = serde_norway::to_string(&configmap(record)).expect("serializable");
-    kubectl.apply("record the enabled add-ons", &yaml).await
+    kubectl
+        .apply_replacing("record the enabled add-ons", &yaml)
+        .await
 }
 
 #[cfg(test)]
