@@ -44,6 +44,12 @@ pub enum AddonError {
     },
     #[error("{0}")]
     Node(String),
+    #[error("image {image} is not available: {reason}")]
+    ImageUnavailable {
+        addon: String,
+        image: String,
+        reason: String,
+    },
     #[error("the dashboard add-on is not enabled on cluster {cluster:?}")]
     DashboardDisabled { cluster: String },
 }
@@ -97,6 +103,11 @@ impl AddonError {
                 "the objects were applied and keep converging; what is failing:\n{diagnostics}"
             )),
             AddonError::Node(_) => None,
+            AddonError::ImageUnavailable { addon, image, .. } => Some(format!(
+                "no registry is reachable for it: `docker pull {image}` (or `docker load`) it on \
+                 this machine first, or point the add-on at a copy with `skiff addons enable \
+                 {addon} --set image=IMAGE`"
+            )),
             AddonError::DashboardDisabled { cluster } => Some(format!(
                 "enable it with `skiff addons enable dashboard --cluster {cluster}`"
             )),

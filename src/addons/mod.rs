@@ -48,6 +48,10 @@ use render::ADDON_LABEL;
 /// well under a second, so this only guards against a broken cluster.
 const CRD_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Kinds whose spec cannot be updated in place: when new values change
+/// such an object, it is deleted and created again.
+const IMMUTABLE_KINDS: &[&str] = &["StorageClass", "Job"];
+
 /// One add-on to enable, with the values the user gave.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Request {
@@ -348,22 +352,45 @@ async fn apply_one(
     previous: Option<&Values>,
 ) -> Result<()> {
     let name = resolved.addon.name;
+    let old = previous
+        .map(|values| render::render(resolved.addon, values, facts))
+        .transpose()?;
+    let key = |o: &render::Object| {
+        (
+            o.api_version().to_string(),
+            o.kind().to_string(),
+            o.namespace().map(str::to_string),
+            o.name().to_string(),
+        )
+    };
+    if let Some(old) = &old {
+        // Objects whose spec the API server refuses to update in place
+        // (a StorageClass's reclaimPolicy, a Job's template) are replaced.
+        let changed: Vec<&render::Object> = old
+            .objects
+            .iter()
+            .filter(|o| IMMUTABLE_KINDS.contains(&o.kind()))
+            .filter(|o| new.objects.iter().any(|n| key(n) == key(o) && n != *o))
+            .collect();
+        if !changed.is_empty() {
+            let what = format!("replace what {name} cannot update in place");
+            kubectl
+                .delete_objects(&what, &render::to_yaml(changed))
+                .await?;
+        }
+    }
     let (first, rest) = new.phases();
     if !first.is_empty() {
-        kubectl
-            .apply(
-                &format!("apply {name}: namespaces and resource types"),
-                &render::to_yaml(first),
-            )
-            .await?;
+        let what = format!("apply {name}: namespaces and resource types");
+        kubectl.apply(&what, &render::to_yaml(first)).await?;
         kubectl
             .wait_established(&new.crd_names(), CRD_TIMEOUT)
             .await?;
     }
     if resolved.addon.needs(Need::RegistryContainer) {
         let port = registry::port(&resolved.values);
-        if let Some(old) = previous.map(registry::port).filter(|p| *p != port) {
-            registry::unconfigure_nodes(engine, &facts.nodes, old, false).await?;
+        if let Some(old_port) = previous.map(registry::port).filter(|p| *p != port) {
+            registry::unconfigure_nodes(engine, &facts.nodes, old_port, false).await?;
         }
         registry::ensure_container(engine, resolved.addon, info, &resolved.values).await?;
         registry::configure_nodes(engine, &facts.name, &facts.nodes, port).await?;
@@ -374,16 +401,7 @@ async fn apply_one(
             .await?;
     }
     // Objects the previous values rendered and the new ones do not.
-    if let Some(previous) = previous {
-        let old = render::render(resolved.addon, previous, facts)?;
-        let key = |o: &render::Object| {
-            (
-                o.api_version().to_string(),
-                o.kind().to_string(),
-                o.namespace().map(str::to_string),
-                o.name().to_string(),
-            )
-        };
+    if let Some(old) = &old {
         let current: BTreeSet<_> = new.objects.iter().map(key).collect();
         let stale: Vec<&render::Object> = old
             .objects
@@ -391,11 +409,9 @@ async fn apply_one(
             .filter(|o| !current.contains(&key(o)))
             .collect();
         if !stale.is_empty() {
+            let what = format!("remove what {name} no longer needs");
             kubectl
-                .delete_objects(
-                    &format!("remove what {name} no longer needs"),
-                    &render::to_yaml(stale),
-                )
+                .delete_objects(&what, &render::to_yaml(stale))
                 .await?;
         }
     }

@@ -157,16 +157,17 @@ pub async fn ensure_container(
         Err(e) => return Err(e.into()),
     }
     if !engine.image_present(&image).await? {
-        engine
-            .pull_image(&image, &|_| {})
-            .await
-            .map_err(|e| match e {
-                EngineError::ImageUnavailable { .. } => e,
-                other => EngineError::ImageUnavailable {
-                    image: image.clone(),
-                    reason: other.to_string(),
-                },
-            })?;
+        engine.pull_image(&image, &|_| {}).await.map_err(|e| {
+            let reason = match e {
+                EngineError::ImageUnavailable { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            AddonError::ImageUnavailable {
+                addon: addon.name.to_string(),
+                image: image.clone(),
+                reason,
+            }
+        })?;
     }
     engine
         .create_container(&name, container_body(cluster, &image, port))
