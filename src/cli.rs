@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::addons;
 use crate::cluster::{self, ClusterInfo, create, lifecycle};
 use crate::config::{self, Overrides, Source};
 use crate::engine::Engine;
@@ -110,6 +111,79 @@ pub enum Command {
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Add-ons: list, show, enable and disable (storage, dns, ingress, …).
+    #[command(subcommand)]
+    Addons(AddonsCommand),
+    /// Print how to open the Kubernetes Dashboard from this machine.
+    Dashboard(DashboardArgs),
+}
+
+// ---- add-ons: arguments -------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+pub enum AddonsCommand {
+    /// List the add-ons; with --cluster, which are enabled there and their values.
+    List(AddonsListArgs),
+    /// Describe an add-on: values with defaults, images, docs.
+    Show {
+        /// Add-on name.
+        addon: String,
+    },
+    /// Enable add-ons (again, with new values, updates them in place).
+    Enable(AddonsEnableArgs),
+    /// Disable add-ons, removing everything they created.
+    Disable(AddonsDisableArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddonsListArgs {
+    /// Cluster to report on.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: ReadOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct AddonsEnableArgs {
+    /// Add-ons to enable, in order.
+    #[arg(required = true, value_name = "ADDON")]
+    pub addons: Vec<String>,
+    /// Cluster [default: $SKIFF_CLUSTER, else dev].
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Set a value: KEY=VALUE (ADDON.KEY=VALUE when enabling several); map
+    /// entries as KEY.NAME=VALUE; lists as a,b,c.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// YAML file of values (keyed by add-on name when enabling several).
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// Wait this long for the add-ons' pods to be ready, e.g. 2m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+    /// Print the rendered manifests and change nothing (needs no cluster).
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AddonsDisableArgs {
+    /// Add-ons to disable.
+    #[arg(required = true, value_name = "ADDON")]
+    pub addons: Vec<String>,
+    /// Cluster [default: $SKIFF_CLUSTER, else dev].
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Cluster [default: $SKIFF_CLUSTER, else dev].
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: ReadOutput,
 }
 
 #[derive(Debug, Subcommand)]
@@ -357,7 +431,198 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
             outln!("{}", config::json_schema());
             Ok(())
         }
+        Command::Addons(command) => run_addons(command, engine_host, ui).await,
+        Command::Dashboard(args) => {
+            let name = default_name(args.cluster)?;
+            let engine = Engine::connect(engine_host).await?;
+            let access = addons::dashboard(&engine, &name).await?;
+            match args.output {
+                ReadOutput::Json => print_json(&access),
+                ReadOutput::Text => print!("{}", render_dashboard(&access)),
+            }
+            Ok(())
+        }
     }
+}
+
+// ---- add-ons: dispatch and output ---------------------------------------
+
+async fn run_addons(command: AddonsCommand, engine_host: Option<String>, ui: &Ui) -> Result<()> {
+    match command {
+        AddonsCommand::List(args) => {
+            let cluster = args.cluster.map(|c| default_name(Some(c))).transpose()?;
+            let engine = match &cluster {
+                Some(_) => Some(Engine::connect(engine_host).await?),
+                None => None,
+            };
+            let rows = addons::list(engine.as_ref(), cluster.as_deref()).await?;
+            match args.output {
+                ReadOutput::Json => print_json(&rows),
+                ReadOutput::Text => print!("{}", render_addons(&rows)),
+            }
+            Ok(())
+        }
+        AddonsCommand::Show { addon } => {
+            print!("{}", render_addon(addons::catalogue::get(&addon)?));
+            Ok(())
+        }
+        AddonsCommand::Enable(args) => {
+            let requests = addon_requests(&args)?;
+            let name = default_name(args.cluster)?;
+            if args.dry_run {
+                print!("{}", addons::render_dry_run(&requests, &name)?);
+                return Ok(());
+            }
+            let engine = Engine::connect(engine_host).await?;
+            addons::enable(
+                &engine,
+                ui,
+                &name,
+                &requests,
+                addons::EnableOptions { wait: args.wait },
+            )
+            .await
+        }
+        AddonsCommand::Disable(args) => {
+            let name = default_name(args.cluster)?;
+            let engine = Engine::connect(engine_host).await?;
+            addons::disable(&engine, ui, &name, &args.addons).await
+        }
+    }
+}
+
+/// Assigns `--set` and `-f` to the add-ons: all to the one add-on, or by
+/// `ADDON.` prefix / top-level file key when enabling several.
+fn addon_requests(args: &AddonsEnableArgs) -> Result<Vec<addons::Request>> {
+    let mut requests: Vec<addons::Request> = args
+        .addons
+        .iter()
+        .map(|a| addons::Request {
+            name: a.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let single = requests.len() == 1;
+    for path in &args.values {
+        let (text, origin) = read_config(path)?;
+        let map = addons::values::parse_file(&text, &origin)?;
+        if single {
+            requests[0].overrides.maps.push(map);
+            continue;
+        }
+        for (addon, values) in map {
+            let request = requests
+                .iter_mut()
+                .find(|r| r.name == addon)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{origin}: {addon:?} is not one of the add-ons being enabled"
+                    ))
+                })?;
+            match values {
+                serde_json::Value::Object(m) => request.overrides.maps.push(m),
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "{origin}: the values of {addon} must be a mapping"
+                    )));
+                }
+            }
+        }
+    }
+    for set in &args.set {
+        if single {
+            requests[0].overrides.sets.push(set.clone());
+            continue;
+        }
+        let target = set.split_once('.').and_then(|(addon, rest)| {
+            requests
+                .iter_mut()
+                .find(|r| r.name == addon)
+                .map(|r| (r, rest))
+        });
+        match target {
+            Some((request, rest)) => request.overrides.sets.push(rest.to_string()),
+            None => {
+                return Err(Error::Usage(format!(
+                    "--set {set}: with several add-ons, prefix the key with the add-on, e.g. --set {}.KEY=VALUE",
+                    args.addons[0]
+                )));
+            }
+        }
+    }
+    Ok(requests)
+}
+
+/// Table for `skiff addons list`.
+pub fn render_addons(rows: &[addons::Status]) -> String {
+    let with_cluster = rows.iter().any(|r| r.enabled.is_some());
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.enabled.map_or_else(|| yes_no(r.default), yes_no),
+                r.version.clone(),
+                r.description.clone(),
+            ]
+        })
+        .collect();
+    let second = if with_cluster { "ENABLED" } else { "DEFAULT" };
+    let mut out = table(&["NAME", second, "VERSION", "DESCRIPTION"], &cells);
+    if !with_cluster {
+        out += "DEFAULT: enabled by `skiff create`. --cluster NAME shows what a cluster has.\n";
+    }
+    out
+}
+
+/// Detail for `skiff addons show`.
+pub fn render_addon(addon: &addons::Addon) -> String {
+    let meta = &addon.meta;
+    let mut out = format!("{} {}\n{}\n\n", addon.name, meta.version, meta.description);
+    out += &format!("Docs:              {}\n", meta.docs);
+    out += &format!(
+        "Enabled at create: {}\n",
+        if meta.default { "yes" } else { "no" }
+    );
+    for need in &meta.needs {
+        let text = match need {
+            addons::Need::IngressPorts => {
+                "a node whose ports 80/443 are published on the host (`skiff create --addons ingress`)"
+            }
+            addons::Need::ClusterNetwork => "the cluster network's subnet and gateway",
+            addons::Need::RegistryContainer => {
+                "a registry container next to the nodes; configures every node's containerd"
+            }
+        };
+        out += &format!("Needs:             {text}\n");
+    }
+    out += "\nValues (--set KEY=VALUE, -f FILE):\n";
+    for v in &meta.values {
+        let default = serde_json::to_string(&v.default).expect("serializable");
+        out += &format!(
+            "  {:<28} default {default}\n      {}\n",
+            v.signature(),
+            v.description
+        );
+    }
+    out += "\nImages (pinned by digest):\n";
+    for image in meta.images.values() {
+        out += &format!("  {}\n      from {}\n", image.reference, image.source);
+    }
+    out
+}
+
+/// Text for `skiff dashboard`.
+pub fn render_dashboard(access: &addons::dashboard::Access) -> String {
+    let token = access
+        .token
+        .as_deref()
+        .unwrap_or("(not issued yet: run this again in a few seconds)");
+    format!(
+        "1. Run:   {}\n2. Open:  {}\n3. Log in with this token:\n{token}\n",
+        access.proxy_command, access.url
+    )
 }
 
 /// Reads the config file (or stdin) named by `--config`.

@@ -10,6 +10,7 @@
 //! | 2    | usage error or invalid configuration; nothing was changed |
 //! | 130  | interrupted (Ctrl-C); everything created so far was removed |
 
+use crate::addons::AddonError;
 use crate::cluster::ClusterError;
 use crate::config::ConfigError;
 use crate::engine::EngineError;
@@ -31,6 +32,8 @@ pub enum Error {
     Bootstrap(#[from] crate::bootstrap::BootstrapError),
     #[error(transparent)]
     Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
+    #[error(transparent)]
+    Addon(#[from] AddonError),
     #[error("{0}")]
     Usage(String),
     #[error("interrupted")]
@@ -48,6 +51,7 @@ impl Error {
             // A render error is a configuration problem (a bad patch, a
             // setting the node's Kubernetes version does not support).
             Error::Config(_) | Error::Usage(_) | Error::Render(_) => 2,
+            Error::Addon(e) if e.is_usage() => 2,
             Error::Interrupted => 130,
             _ => 1,
         }
@@ -62,6 +66,7 @@ impl Error {
             Error::Render(e) => Some(e.hint().to_string()),
             Error::Bootstrap(e) => e.hint(),
             Error::Kubeconfig(e) => e.hint(),
+            Error::Addon(e) => e.hint(),
             Error::Usage(_) => Some("see `skiff --help`".into()),
             Error::Interrupted => None,
             Error::Other { hint, .. } => hint.clone(),

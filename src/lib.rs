@@ -10,9 +10,11 @@
 //! - [`engine`]: the typed bollard wrapper, the only code that talks to Docker;
 //! - [`node`]: how a node container is set up, and why (pure);
 //! - [`cluster`]: the lifecycle, with `create` as a pipeline of named steps;
+//! - [`addons`]: the add-on catalogue (storage, DNS, ingress, …) and enable/disable;
 //! - [`ui`]: progress on stderr;
 //! - [`error`]: the error type and exit codes.
 
+pub mod addons;
 pub mod bootstrap;
 pub mod cli;
 pub mod cluster;

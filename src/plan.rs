@@ -50,6 +50,9 @@ pub enum NodeRole {
     LoadBalancer,
     ControlPlane,
     Worker,
+    /// Not a node: the registry add-on's container. It carries the cluster
+    /// label so `skiff delete` removes it with the cluster.
+    Registry,
 }
 
 impl NodeRole {
@@ -58,6 +61,7 @@ impl NodeRole {
             NodeRole::LoadBalancer => "load-balancer",
             NodeRole::ControlPlane => "control-plane",
             NodeRole::Worker => "worker",
+            NodeRole::Registry => "registry",
         }
     }
 
@@ -66,6 +70,7 @@ impl NodeRole {
             "load-balancer" => Some(NodeRole::LoadBalancer),
             "control-plane" => Some(NodeRole::ControlPlane),
             "worker" => Some(NodeRole::Worker),
+            "registry" => Some(NodeRole::Registry),
             _ => None,
         }
     }

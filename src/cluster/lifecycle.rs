@@ -116,13 +116,14 @@ pub async fn find(engine: &Engine, name: &str) -> Result<ClusterInfo> {
 
 /// Stops every node gracefully: workers first, so workloads are not
 /// rescheduled in a panic while the control plane is still up, then the
-/// control planes, then the load balancer.
+/// control planes, then the load balancer and the registry add-on's container.
 pub async fn stop(engine: &Engine, ui: &Ui, name: &str) -> Result<()> {
     let cluster = find(engine, name).await?;
     for role in [
         NodeRole::Worker,
         NodeRole::ControlPlane,
         NodeRole::LoadBalancer,
+        NodeRole::Registry,
     ] {
         let nodes: Vec<&str> = cluster
             .nodes_with_role(role)
@@ -144,13 +145,17 @@ pub async fn stop(engine: &Engine, ui: &Ui, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Starts a stopped cluster: load balancer and control planes first (the
-/// workers' kubelets need an API server to talk to), then workers, then
-/// waits until every node is up.
+/// Starts a stopped cluster: load balancer, registry and control planes
+/// first (the workers' kubelets need an API server to talk to), then
+/// workers, then waits until every node is up.
 pub async fn start(engine: &Engine, ui: &Ui, name: &str, wait: Duration) -> Result<()> {
     let cluster = find(engine, name).await?;
     for roles in [
-        &[NodeRole::LoadBalancer, NodeRole::ControlPlane][..],
+        &[
+            NodeRole::LoadBalancer,
+            NodeRole::Registry,
+            NodeRole::ControlPlane,
+        ][..],
         &[NodeRole::Worker][..],
     ] {
         let nodes: Vec<&str> = cluster
@@ -175,7 +180,8 @@ pub async fn start(engine: &Engine, ui: &Ui, name: &str, wait: Duration) -> Resu
     let nodes: Vec<String> = cluster
         .nodes
         .iter()
-        .filter(|n| n.role != NodeRole::LoadBalancer)
+        // Only nodes run systemd and have a boot to wait for.
+        .filter(|n| matches!(n.role, NodeRole::ControlPlane | NodeRole::Worker))
         .map(|n| n.name.clone())
         .collect();
     let step = ui.step("Wait for nodes to boot");
@@ -211,6 +217,7 @@ fn plural(role: NodeRole, n: usize) -> String {
         NodeRole::Worker => "worker",
         NodeRole::ControlPlane => "control plane",
         NodeRole::LoadBalancer => "load balancer",
+        NodeRole::Registry => "registry",
     };
     if n == 1 {
         format!("1 {noun}")
