@@ -301,6 +301,13 @@ class Store:
             md["creationTimestamp"] = common.now_rfc3339()
             md.setdefault("generation", 1)
         md["resourceVersion"] = str(self.rv)
+        if obj.get("kind") == "CustomResourceDefinition":
+            # The real API server accepts the names and establishes a CRD
+            # moments after it is stored; tools wait for these conditions.
+            obj.setdefault("status", {})["conditions"] = [
+                {"type": t, "status": "True", "reason": r, "lastTransitionTime": common.now_rfc3339()}
+                for t, r in (("NamesAccepted", "NoConflicts"), ("Established", "InitialNamesAccepted"))
+            ]
         self.objects[key] = obj
         return obj
 
@@ -345,8 +352,15 @@ class Store:
                 raise HTTPError(422, "Invalid", "%s \"\" is invalid: metadata.name: Required value: name or generateName is required" % obj.get("kind"))
         if name_from_url and name != name_from_url:
             raise HTTPError(400, "BadRequest", "the name of the object (%s) does not match the name on the URL (%s)" % (name, name_from_url))
-        check = LABEL_RE if r["kind"] in ("Namespace", "Service") else NAME_RE
-        if len(name) > 253 or not check.match(name):
+        # RBAC objects are validated as path segments only (system:coredns
+        # is a valid ClusterRole name), like the real API server does.
+        if r["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
+            if name in (".", "..") or "/" in name or "%" in name:
+                raise HTTPError(422, "Invalid", '%s "%s" is invalid: metadata.name: Invalid value: "%s": may not contain \'/\' or \'%%\'' % (r["kind"], name, name))
+            check = None
+        else:
+            check = LABEL_RE if r["kind"] in ("Namespace", "Service") else NAME_RE
+        if check is not None and (len(name) > 253 or not check.match(name)):
             raise HTTPError(422, "Invalid", '%s "%s" is invalid: metadata.name: Invalid value: "%s": a lowercase RFC 1123 %s must consist of lower case alphanumeric characters, \'-\' or \'.\', and must start and end with an alphanumeric character'
                             % (r["kind"], name, name, "label" if check is LABEL_RE else "subdomain"))
         if r["namespaced"]:
@@ -779,7 +793,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise HTTPError(422, "Invalid", "invalid node name %r" % node)
             crt = sign_csr(req.get("csr", ""), node)
             return self.send_json(201, {"certificate": crt})
-        parts = path.strip("/").split("/")
+        # Names may carry URL-escaped characters (system:coredns arrives as system%3Acoredns).
+        parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
         if parts[0] == "api" and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
         elif parts[0] == "apis" and len(parts) >= 3:
