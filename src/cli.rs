@@ -221,6 +221,9 @@ pub struct CreateArgs {
     /// How long to wait for the cluster to be ready, e.g. 90s, 5m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
     pub wait: Duration,
+    /// Add-ons to enable besides the defaults (storage, dns), e.g. ingress,registry.
+    #[arg(long, value_delimiter = ',', value_name = "ADDON,...")]
+    pub addons: Vec<String>,
     /// Keep the nodes when creation fails, for debugging.
     #[arg(long)]
     pub retain: bool,
@@ -655,6 +658,18 @@ async fn run_create(args: CreateArgs, engine_host: Option<String>, ui: &Ui) -> R
     let source = file.as_ref().map(|(text, origin)| Source { text, origin });
     let mut config = config::load(source, &overrides)?;
     resolve_kubernetes_version(&mut config)?;
+    for name in &args.addons {
+        if !config.addons.iter().any(|a| &a.name == name) {
+            config.addons.push(config::AddonRef {
+                name: name.clone(),
+                values: Default::default(),
+            });
+        }
+    }
+    // Ingress host ports and registry containerd settings must be in the
+    // plan: Docker cannot add them to existing containers.
+    let addon_set = crate::addons::create_set(&config.addons);
+    crate::addons::prepare_config(&mut config, &addon_set)?;
     let engine = Engine::connect(engine_host).await?;
 
     if args.dry_run {
@@ -673,14 +688,18 @@ async fn run_create(args: CreateArgs, engine_host: Option<String>, ui: &Ui) -> R
         Output::Json => print_json(&plan),
         Output::Yaml => print_yaml(&plan),
         Output::Text => {
+            let nodes = plan.kubernetes_nodes().len();
             outln!(
-                "Cluster {:?} is up: {} node(s), API server at {}.",
+                "Cluster {:?} is up: {nodes} node(s), API server at {}.",
                 plan.cluster,
-                plan.nodes.len(),
                 plan.api_server.url()
             );
             outln!(
-                "Status: skiff status {0}    Delete: skiff delete {0}",
+                "Use it:  kubectl --context {} get nodes",
+                crate::kubeconfig::context_name(&plan.cluster)
+            );
+            outln!(
+                "Status:  skiff status {0}    Delete: skiff delete {0}",
                 plan.cluster
             );
         }

@@ -4,6 +4,7 @@
 //! itself, because everything it creates carries the run's create-id label
 //! and the pipeline's rollback sweeps that label.
 
+mod addons;
 mod boot;
 mod image;
 mod init;
@@ -34,6 +35,7 @@ pub fn all() -> Vec<StepDef> {
         manifests::STORAGE,
         untaint::STEP,
         ready::STEP,
+        addons::STEP,
         kubeconfig::STEP,
     ]
 }
