@@ -31,6 +31,10 @@ pub enum Error {
     Bootstrap(#[from] crate::bootstrap::BootstrapError),
     #[error(transparent)]
     Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
+    #[error(transparent)]
+    Download(#[from] crate::download::DownloadError),
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
     #[error("{0}")]
     Usage(String),
     #[error("interrupted")]
@@ -48,6 +52,7 @@ impl Error {
             // A render error is a configuration problem (a bad patch, a
             // setting the node's Kubernetes version does not support).
             Error::Config(_) | Error::Usage(_) | Error::Render(_) => 2,
+            Error::Build(e) if e.is_usage() => 2,
             Error::Interrupted => 130,
             _ => 1,
         }
@@ -62,6 +67,8 @@ impl Error {
             Error::Render(e) => Some(e.hint().to_string()),
             Error::Bootstrap(e) => e.hint(),
             Error::Kubeconfig(e) => e.hint(),
+            Error::Download(e) => e.hint(),
+            Error::Build(e) => e.hint(),
             Error::Usage(_) => Some("see `skiff --help`".into()),
             Error::Interrupted => None,
             Error::Other { hint, .. } => hint.clone(),

@@ -10,10 +10,12 @@
 //! - [`engine`]: the typed bollard wrapper, the only code that talks to Docker;
 //! - [`node`]: how a node container is set up, and why (pure);
 //! - [`cluster`]: the lifecycle, with `create` as a pipeline of named steps;
+//! - [`build`]: `skiff build node-image`, node images from verified downloads;
 //! - [`ui`]: progress on stderr;
 //! - [`error`]: the error type and exit codes.
 
 pub mod bootstrap;
+pub mod build;
 pub mod cli;
 pub mod cluster;
 pub mod config;
