@@ -46,7 +46,9 @@ pub const NODE_FILES: &[(&str, u32, &[u8])] = &[
     (
         "etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
         0o644,
-        include_bytes!("../../images/node/rootfs/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"),
+        include_bytes!(
+            "../../images/node/rootfs/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
+        ),
     ),
     (
         "etc/systemd/system/kubelet.slice",
@@ -162,7 +164,11 @@ fn for_each_executable(
         }
         let size = header.size()?;
         let path = entry.path()?.into_owned();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+        else {
             continue;
         };
         f(&name, size, &mut entry)?;
@@ -346,10 +352,7 @@ mod tests {
 
     fn tgz(files: &[(&str, u32, &[u8])]) -> tempfile::NamedTempFile {
         let file = tempfile::NamedTempFile::new().unwrap();
-        let gz = flate2::write::GzEncoder::new(
-            file.reopen().unwrap(),
-            flate2::Compression::fast(),
-        );
+        let gz = flate2::write::GzEncoder::new(file.reopen().unwrap(), flate2::Compression::fast());
         let mut tar = tar::Builder::new(gz);
         for (path, mode, content) in files {
             let mut h = header(tar::EntryType::Regular, *mode, content.len() as u64);
@@ -399,7 +402,11 @@ mod tests {
         }
         let mut embedded: Vec<String> = vec!["Dockerfile".into()];
         embedded.extend(NODE_FILES.iter().map(|(p, ..)| format!("rootfs/{p}")));
-        embedded.extend(CONTAINERD_FILES.iter().map(|(p, ..)| format!("containerd/{p}")));
+        embedded.extend(
+            CONTAINERD_FILES
+                .iter()
+                .map(|(p, ..)| format!("containerd/{p}")),
+        );
         on_disk.retain(|p| p != "README.md");
         on_disk.sort();
         embedded.sort();
@@ -434,14 +441,20 @@ mod tests {
         write_context(&entries, &mut out).unwrap();
         let list = listing(&out);
         let find = |p: &str| list.iter().find(|(path, ..)| path == p).cloned();
-        assert_eq!(find("Dockerfile").unwrap().2, String::from_utf8_lossy(DOCKERFILE));
+        assert_eq!(
+            find("Dockerfile").unwrap().2,
+            String::from_utf8_lossy(DOCKERFILE)
+        );
         assert_eq!(
             find("rootfs/kind/version").unwrap(),
             ("rootfs/kind/version".into(), 0o644, "v1.36.1".into())
         );
         assert_eq!(find("rootfs/usr/bin/kubeadm").unwrap().1, 0o755);
         assert_eq!(find("rootfs/opt/cni/bin/ptp").unwrap().2, "#!/bin/sh\n");
-        assert!(find("rootfs/opt/cni/bin/LICENSE").is_none(), "not executable");
+        assert!(
+            find("rootfs/opt/cni/bin/LICENSE").is_none(),
+            "not executable"
+        );
         assert_eq!(
             find("rootfs/etc/systemd/system/multi-user.target.wants/kubelet.service")
                 .unwrap()
@@ -464,12 +477,17 @@ mod tests {
         let e = check_archive(archive.path(), "https://x/c.tgz", &["ctr", "containerd"])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("https://x/c.tgz") && e.contains("no executable containerd"), "{e}");
+        assert!(
+            e.contains("https://x/c.tgz") && e.contains("no executable containerd"),
+            "{e}"
+        );
         assert!(e.contains("found: ctr"), "{e}");
 
         let not_gzip = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(not_gzip.path(), b"<html>rate limited</html>").unwrap();
-        let e = check_archive(not_gzip.path(), "u", &["crictl"]).unwrap_err().to_string();
+        let e = check_archive(not_gzip.path(), "u", &["crictl"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("gzip tarball"), "{e}");
     }
 

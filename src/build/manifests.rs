@@ -7,9 +7,7 @@
 //! kind's images write theirs: with the Go template action `{{ .PodSubnet }}`
 //! and the marker comment that says so; `skiff create` (and kind) fill it in.
 
-use crate::bootstrap::render::{
-    CNI_TEMPLATE_MARKER, CniOrStorage, RenderError, render_manifest,
-};
+use crate::bootstrap::render::{CNI_TEMPLATE_MARKER, CniOrStorage, RenderError, render_manifest};
 
 /// Rendered in place of the pod subnet, then replaced by the template
 /// action: a documentation-only range (RFC 5737) that no real manifest holds.
@@ -81,15 +79,17 @@ mod tests {
         let storage = default_storage().unwrap();
         let images = images_in(&storage);
         assert!(
-            images
-                .iter()
-                .any(|i| i.starts_with("docker.io/rancher/local-path-provisioner")
-                    || i.starts_with("rancher/local-path-provisioner")),
+            images.iter().any(
+                |i| i.starts_with("docker.io/rancher/local-path-provisioner")
+                    || i.starts_with("rancher/local-path-provisioner")
+            ),
             "{images:?}"
         );
         assert!(!images_in(&default_cni().unwrap()).is_empty());
         assert_eq!(
-            images_in("spec:\n  - image: \"a:1\"\n    x: 1\n  - image: a:1\n  image: 'b@sha256:00'\n"),
+            images_in(
+                "spec:\n  - image: \"a:1\"\n    x: 1\n  - image: a:1\n  image: 'b@sha256:00'\n"
+            ),
             ["a:1", "b@sha256:00"]
         );
     }

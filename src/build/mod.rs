@@ -36,15 +36,19 @@ use crate::error::Result;
 use crate::ui::Ui;
 
 use context::Entry;
-pub use pins::{Arch, DEFAULT_BASE_IMAGE, DEFAULT_KUBERNETES_VERSION, Pins};
 use pins::Payload;
+pub use pins::{Arch, DEFAULT_BASE_IMAGE, DEFAULT_KUBERNETES_VERSION, Pins};
 
 /// Where systemd looks for units enabled for the default target.
 const WANTS_DIR: &str = "etc/systemd/system/multi-user.target.wants";
 
 /// Paths whose presence in the base decides what skiff adds. The first
 /// found of each group counts.
-const SYSTEMD: &[&str] = &["/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/systemd"];
+const SYSTEMD: &[&str] = &[
+    "/sbin/init",
+    "/lib/systemd/systemd",
+    "/usr/lib/systemd/systemd",
+];
 const CONTAINERD: &[&str] = &["/usr/local/bin/containerd", "/usr/bin/containerd"];
 const RUNC: &[&str] = &[
     "/usr/local/sbin/runc",
@@ -99,11 +103,9 @@ impl BuildError {
                 "use a released version such as {DEFAULT_KUBERNETES_VERSION} (see \
                  https://kubernetes.io/releases/)"
             ),
-            BuildError::Tag { .. } => {
-                "use lowercase `name:tag`, e.g. --tag skiff-node:v1.36.1 or \
+            BuildError::Tag { .. } => "use lowercase `name:tag`, e.g. --tag skiff-node:v1.36.1 or \
                  --tag registry.example:5000/team/node:v1.36.1"
-                    .into()
-            }
+                .into(),
             BuildError::BaseUnavailable { image, .. } => format!(
                 "no registry is reachable for {image}: load it (`docker load -i base.tar`) or \
                  pass --base-image with an image present locally (`docker images`)"
@@ -175,10 +177,7 @@ pub async fn node_image(
 ) -> Result<BuiltImage> {
     let pins = Pins::for_version(&options.kubernetes_version)?;
     let version = pins.kubernetes.as_str().to_string();
-    let tag = options
-        .tag
-        .clone()
-        .unwrap_or_else(|| default_tag(&version));
+    let tag = options.tag.clone().unwrap_or_else(|| default_tag(&version));
     check_tag(&tag)?;
     let base = options.base_image.as_str();
 
@@ -330,15 +329,16 @@ async fn check_base(engine: &Engine, ui: &Ui, base: &str, arch: Arch) -> Result<
         Some(facts) => facts,
         None => {
             ui.debug(format!("pulling {base}"));
-            engine.pull_image(base, &|_| {}).await.map_err(|e| {
-                BuildError::BaseUnavailable {
+            engine
+                .pull_image(base, &|_| {})
+                .await
+                .map_err(|e| BuildError::BaseUnavailable {
                     image: base.to_string(),
                     reason: match e {
                         crate::engine::EngineError::ImageUnavailable { reason, .. } => reason,
                         other => other.to_string(),
                     },
-                }
-            })?;
+                })?;
             engine
                 .image_facts(base)
                 .await?
@@ -448,11 +448,17 @@ fn labels(
 ) -> HashMap<String, String> {
     let mut labels = HashMap::from([
         ("io.skiff.node-image".to_string(), "true".to_string()),
-        ("io.skiff.kubernetes-version".to_string(), version.to_string()),
+        (
+            "io.skiff.kubernetes-version".to_string(),
+            version.to_string(),
+        ),
         ("io.skiff.arch".to_string(), arch.to_string()),
         ("io.skiff.base-image".to_string(), base.to_string()),
         ("io.skiff.base-image-id".to_string(), facts.id.clone()),
-        ("io.skiff.crictl-version".to_string(), pins.crictl.to_string()),
+        (
+            "io.skiff.crictl-version".to_string(),
+            pins.crictl.to_string(),
+        ),
         (
             "io.skiff.cni-plugins-version".to_string(),
             pins.cni_plugins.to_string(),
@@ -485,8 +491,7 @@ fn check_tag(tag: &str) -> Result<(), BuildError> {
         let ok = !v.is_empty()
             && v.len() <= 128
             && !v.starts_with(['.', '-'])
-            && v
-                .chars()
+            && v.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         if !ok {
             return Err(bad(
@@ -498,8 +503,8 @@ fn check_tag(tag: &str) -> Result<(), BuildError> {
     // of the name is lowercase.
     let mut parts = name.split('/');
     let first = parts.next().unwrap_or("");
-    let is_host = name.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let is_host =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     let path: Vec<&str> = if is_host {
         parts.collect()
     } else {

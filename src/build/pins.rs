@@ -168,9 +168,8 @@ pub fn runtime_artifacts(arch: Arch) -> Vec<(Artifact, Payload)> {
     let containerd = format!(
         "https://github.com/containerd/containerd/releases/download/{c}/containerd-{c_bare}-linux-{a}.tar.gz"
     );
-    let runc = format!(
-        "https://github.com/opencontainers/runc/releases/download/{RUNC_VERSION}/runc.{a}"
-    );
+    let runc =
+        format!("https://github.com/opencontainers/runc/releases/download/{RUNC_VERSION}/runc.{a}");
     vec![
         (
             Artifact::published(containerd.clone(), format!("{containerd}.sha256sum")),

@@ -57,7 +57,11 @@ pub fn wanted_images(kubeadm_list: &str, sandbox: Option<&str>, extra: &[String]
             images.push(image.to_string());
         }
     };
-    for line in kubeadm_list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in kubeadm_list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         // kubeadm may name another pause version than containerd's config;
         // only the configured one is ever used.
         if sandbox.is_some() && is_pause(line) {
@@ -269,8 +273,6 @@ async fn load(engine: &Engine, helper: &str, tag: &str, images: &[String]) -> Re
         "--namespace=k8s.io",
         "images",
         "import",
-        // Pinned: the kubelet's image garbage collection must not remove them.
-        "--label=io.cri-containerd.pinned=pinned",
         "--all-platforms",
         // Unpacked on first use; unpacking now would store every layer twice.
         "--no-unpack",
@@ -297,25 +299,46 @@ async fn load(engine: &Engine, helper: &str, tag: &str, images: &[String]) -> Re
             return Err(failed("name the imported images", out.tail(3)).into());
         }
     }
+    // Pinned: the kubelet's image garbage collection must not remove them.
+    // A separate command because containerd 1.6's `ctr images import` has
+    // no --label.
+    for image in images {
+        let name = normalize(&engine_ref(image));
+        let pin = [
+            "ctr",
+            "--namespace=k8s.io",
+            "images",
+            "label",
+            &name,
+            "io.cri-containerd.pinned=pinned",
+        ];
+        let out = engine.exec(helper, &pin).await?;
+        if !out.success() {
+            return Err(failed("pin the imported images", out.tail(3)).into());
+        }
+    }
     let listed = engine
-        .exec(helper, &["ctr", "--namespace=k8s.io", "images", "list", "-q"])
+        .exec(
+            helper,
+            &["ctr", "--namespace=k8s.io", "images", "list", "-q"],
+        )
         .await?;
     let absent: Vec<&str> = images
         .iter()
         .map(String::as_str)
-        .filter(|i| {
-            !listed
-                .stdout
-                .lines()
-                .any(|l| same_image(l, &engine_ref(i)))
-        })
+        .filter(|i| !listed.stdout.lines().any(|l| same_image(l, &engine_ref(i))))
         .collect();
     if !absent.is_empty() {
         return Err(failed("check the imported images", absent.join(", ")).into());
     }
 
-    let stop = "pid=$(cat /run/skiff-preload.pid); kill \"$pid\"; \
-                while kill -0 \"$pid\" 2>/dev/null; do sleep 0.1; done; \
+    // The helper's PID 1 (`sleep`) reaps no children, so containerd stays a
+    // zombie once it exits: that counts as gone. SIGKILL after 30 s.
+    let stop = "pid=$(cat /run/skiff-preload.pid); kill \"$pid\"; i=0; \
+                until [ ! -d /proc/$pid ] || grep -q ') Z' /proc/$pid/stat; do \
+                  i=$((i + 1)); [ $i -eq 300 ] && kill -9 \"$pid\"; [ $i -gt 600 ] && exit 1; \
+                  sleep 0.1; \
+                done; \
                 rm -rf /run/skiff-preload.log /run/skiff-preload.pid /run/containerd";
     let out = engine.exec(helper, &["sh", "-c", stop]).await?;
     if !out.success() {
@@ -359,8 +382,8 @@ fn same_image(containerd: &str, image: &str) -> bool {
 fn normalize(image: &str) -> String {
     let mut name = image.to_string();
     let first = name.split('/').next().unwrap_or("");
-    let has_registry = name.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_registry =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     if !has_registry {
         name = if name.contains('/') {
             format!("docker.io/{name}")
@@ -402,25 +425,46 @@ mod tests {
     #[test]
     fn the_sandbox_image_is_read_from_either_config_version() {
         let v2 = "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"registry.k8s.io/pause:3.10\"\n";
-        assert_eq!(sandbox_image(v2).as_deref(), Some("registry.k8s.io/pause:3.10"));
+        assert_eq!(
+            sandbox_image(v2).as_deref(),
+            Some("registry.k8s.io/pause:3.10")
+        );
         let v3 = "[plugins.'io.containerd.cri.v1.images'.pinned_images]\n  sandbox = 'registry.k8s.io/pause:3.10.1'\n";
-        assert_eq!(sandbox_image(&v3.replace('\'', "\"")).as_deref(), Some("registry.k8s.io/pause:3.10.1"));
+        assert_eq!(
+            sandbox_image(&v3.replace('\'', "\"")).as_deref(),
+            Some("registry.k8s.io/pause:3.10.1")
+        );
         assert_eq!(sandbox_image("version = 2\n"), None);
     }
 
     #[test]
     fn digest_references_drop_their_tag() {
-        assert_eq!(engine_ref("docker.io/library/busybox:1.37.0@sha256:9d"), "docker.io/library/busybox@sha256:9d");
-        assert_eq!(engine_ref("localhost:5000/x@sha256:9d"), "localhost:5000/x@sha256:9d");
+        assert_eq!(
+            engine_ref("docker.io/library/busybox:1.37.0@sha256:9d"),
+            "docker.io/library/busybox@sha256:9d"
+        );
+        assert_eq!(
+            engine_ref("localhost:5000/x@sha256:9d"),
+            "localhost:5000/x@sha256:9d"
+        );
         assert_eq!(engine_ref("localhost:5000/x:1"), "localhost:5000/x:1");
     }
 
     #[test]
     fn containerd_and_docker_names_match() {
         assert!(same_image("docker.io/library/busybox:latest", "busybox"));
-        assert!(same_image("docker.io/rancher/local-path-provisioner:v0.0.34", "rancher/local-path-provisioner:v0.0.34"));
-        assert!(same_image("registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10"));
+        assert!(same_image(
+            "docker.io/rancher/local-path-provisioner:v0.0.34",
+            "rancher/local-path-provisioner:v0.0.34"
+        ));
+        assert!(same_image(
+            "registry.k8s.io/pause:3.10",
+            "registry.k8s.io/pause:3.10"
+        ));
         assert!(same_image("localhost:5000/x:1", "localhost:5000/x:1"));
-        assert!(!same_image("registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.9"));
+        assert!(!same_image(
+            "registry.k8s.io/pause:3.10",
+            "registry.k8s.io/pause:3.9"
+        ));
     }
 }

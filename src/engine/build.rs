@@ -89,7 +89,10 @@ impl Engine {
             image: Some(image.to_string()),
             // Never runs; some images have no default command at all.
             entrypoint: Some(vec!["true".into()]),
-            labels: Some(HashMap::from([(BUILD_LABEL.to_string(), "probe".to_string())])),
+            labels: Some(HashMap::from([(
+                BUILD_LABEL.to_string(),
+                "probe".to_string(),
+            )])),
             network_disabled: Some(true),
             ..Default::default()
         };
@@ -160,9 +163,7 @@ impl Engine {
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| self.wrap(what(), e))?;
             if let Some(detail) = info.error_detail {
-                let message = detail
-                    .message
-                    .unwrap_or_else(|| "the build failed".into());
+                let message = detail.message.unwrap_or_else(|| "the build failed".into());
                 return Err(EngineError::Api {
                     what: what(),
                     status: 0,
@@ -206,7 +207,10 @@ impl Engine {
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: Some(vec!["sleep".into(), "infinity".into()]),
-            labels: Some(HashMap::from([(BUILD_LABEL.to_string(), "helper".to_string())])),
+            labels: Some(HashMap::from([(
+                BUILD_LABEL.to_string(),
+                "helper".to_string(),
+            )])),
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
                 ..Default::default()
@@ -257,7 +261,10 @@ impl Engine {
     /// Gives `image` the additional name `reference` (`repo[:tag]`).
     pub async fn tag_image(&self, image: &str, reference: &str) -> Result<(), EngineError> {
         let (repo, tag) = split_reference(reference);
-        let options = TagImageOptionsBuilder::default().repo(repo).tag(tag).build();
+        let options = TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
         self.docker()
             .tag_image(image, Some(options))
             .await
@@ -268,11 +275,7 @@ impl Engine {
     /// name of an image that has other names, only the name goes.
     pub async fn remove_image(&self, image: &str) -> Result<(), EngineError> {
         let options = RemoveImageOptionsBuilder::default().build();
-        match self
-            .docker()
-            .remove_image(image, Some(options), None)
-            .await
-        {
+        match self.docker().remove_image(image, Some(options), None).await {
             Ok(_) => Ok(()),
             Err(e) => {
                 let err = self.wrap(format!("remove image {image}"), e);
@@ -342,7 +345,10 @@ mod tests {
     fn build_errors_keep_the_output_before_them() {
         let tail = vec!["Step 3/4 : RUN false".to_string(), "oops".to_string()];
         assert_eq!(
-            with_context("The command '/bin/sh -c false' returned a non-zero code: 1", &tail),
+            with_context(
+                "The command '/bin/sh -c false' returned a non-zero code: 1",
+                &tail
+            ),
             "The command '/bin/sh -c false' returned a non-zero code: 1\nStep 3/4 : RUN false\noops"
         );
         assert_eq!(with_context("boom\n", &[]), "boom");
