@@ -230,14 +230,7 @@ fn create_with_config(name: &str, text: &str) -> Run {
     let path = dir.path().join("cluster.yaml");
     std::fs::write(&path, text).unwrap();
     let image = image();
-    skiff(&[
-        "create",
-        name,
-        "--image",
-        &image,
-        "--config",
-        &path.display().to_string(),
-    ])
+    skiff(&["create", name, "--image", &image, "--config", &path.display().to_string()])
 }
 
 #[test]
@@ -283,26 +276,14 @@ fn every_invalid_config_is_refused_before_anything_is_created() {
             "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nnodes:\n- role: control-plane\n  imagee: x\n",
             "imagee",
         ),
-        (
-            "not a cluster config",
-            "apiVersion: v1\nkind: Pod\n",
-            "apiVersion",
-        ),
+        ("not a cluster config", "apiVersion: v1\nkind: Pod\n", "apiVersion"),
     ];
     for (what, text, needle) in cases {
         let name = unique_name("badcfg");
         let run = create_with_config(&name, text);
         assert_eq!(run.code, 2, "{what}: {}", run.stderr);
-        assert!(
-            run.stderr.contains(needle),
-            "{what}: expected {needle:?} in {}",
-            run.stderr
-        );
-        assert!(
-            run.stderr.contains("cluster.yaml"),
-            "{what}: the file is named: {}",
-            run.stderr
-        );
+        assert!(run.stderr.contains(needle), "{what}: expected {needle:?} in {}", run.stderr);
+        assert!(run.stderr.contains("cluster.yaml"), "{what}: the file is named: {}", run.stderr);
         assert_gone(&name);
     }
 }
@@ -317,18 +298,7 @@ fn a_kind_config_file_creates_the_cluster_it_describes() {
     )
     .ok();
     assert!(run.stdout.contains("is up"), "{}", run.stdout);
-    assert_eq!(
-        containers_of(&name),
-        vec![format!("{name}-control-plane"), format!("{name}-worker")]
-    );
-    let conf = docker_out(&[
-        "exec",
-        &format!("{name}-control-plane"),
-        "cat",
-        "/kind/kubeadm.conf",
-    ]);
-    assert!(
-        conf.contains("tier=edge"),
-        "node labels reach the kubelet: {conf}"
-    );
+    assert_eq!(containers_of(&name), vec![format!("{name}-control-plane"), format!("{name}-worker")]);
+    let conf = docker_out(&["exec", &format!("{name}-control-plane"), "cat", "/kind/kubeadm.conf"]);
+    assert!(conf.contains("tier=edge"), "node labels reach the kubelet: {conf}");
 }
