@@ -281,6 +281,15 @@ impl Drop for ImageGuard {
     }
 }
 
+/// Removes the container when dropped.
+struct ContainerGuard(String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", "-v", &self.0]);
+    }
+}
+
 fn unique_tag(what: &str) -> String {
     format!("skiff-test-built-{what}:{}", std::process::id())
 }
@@ -449,6 +458,75 @@ fn builds_a_node_image_from_verified_downloads() {
             &tag
         ]),
         format!("{VERSION} SIGRTMIN+3")
+    );
+
+    // Our entrypoint boots the node: systemd runs, containerd is up, the
+    // kubelet is enabled but waits for kubeadm. The flags are the
+    // unprivileged fallback skiff uses where --privileged is refused.
+    let node = format!("skiff-test-boot-{}", std::process::id());
+    let _node_guard = ContainerGuard(node.clone());
+    docker_out(&[
+        "run",
+        "-d",
+        "--name",
+        &node,
+        "--hostname",
+        &node,
+        "--cap-add",
+        "ALL",
+        "--cap-drop",
+        "SYS_RESOURCE",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "apparmor=unconfined",
+        "--security-opt",
+        "systempaths=unconfined",
+        "--device-cgroup-rule",
+        "a *:* rwm",
+        "-v",
+        "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "--cgroupns",
+        "host",
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/run",
+        "-v",
+        "/var",
+        "-e",
+        "KIND_DNS_SEARCH=example.test",
+        &tag,
+    ]);
+    let mut state = String::new();
+    for _ in 0..100 {
+        let out = docker(&["exec", &node, "systemctl", "is-system-running"]);
+        state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if state == "running" || state == "degraded" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let logs = || String::from_utf8_lossy(&docker(&["logs", &node]).stderr).into_owned();
+    assert!(
+        state == "running" || state == "degraded",
+        "systemd: {state}\n{}",
+        logs()
+    );
+    let units = docker_out(&[
+        "exec",
+        &node,
+        "sh",
+        "-c",
+        "systemctl is-active containerd; systemctl is-enabled kubelet; \
+         systemctl is-active kubelet; test -s /etc/machine-id && echo machine-id; \
+         grep '^search' /etc/resolv.conf",
+    ]);
+    assert_eq!(
+        units,
+        "active\nenabled\ninactive\nmachine-id\nsearch example.test",
+        "{}",
+        logs()
     );
 
     // `skiff cache list` shows what the build downloaded, `clean` removes it.
