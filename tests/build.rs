@@ -300,9 +300,12 @@ struct Run {
     stderr: String,
 }
 
-/// `skiff build node-image` against `server`, caching in `cache`.
+/// `skiff build node-image` against `server` on the test image, caching in `cache`.
 fn build(server: &Server, cache: &std::path::Path, tag: &str) -> Run {
-    let base = image();
+    build_on(server, cache, tag, &image())
+}
+
+fn build_on(server: &Server, cache: &std::path::Path, tag: &str, base: &str) -> Run {
     let mirror = server.mirror();
     let args = [
         "build",
@@ -310,7 +313,7 @@ fn build(server: &Server, cache: &std::path::Path, tag: &str) -> Run {
         "--kubernetes-version",
         VERSION,
         "--base-image",
-        &base,
+        base,
         "--tag",
         tag,
         "--mirror",
@@ -698,4 +701,86 @@ fn bad_input_fails_before_anything_is_downloaded() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
     assert!(!cache.path().join("downloads").exists());
+}
+
+#[test]
+fn a_base_without_containerd_gets_the_pinned_containerd_and_runc() {
+    // The test image minus its container runtime, made offline.
+    let base = format!("skiff-test-noruntime:{}", std::process::id());
+    let _base_guard = ImageGuard(base.clone());
+    let maker = format!("skiff-test-noruntime-{}", std::process::id());
+    let _maker_guard = ContainerGuard(maker.clone());
+    docker_out(&[
+        "run",
+        "--name",
+        &maker,
+        "--entrypoint",
+        "rm",
+        &image(),
+        "-f",
+        "/usr/bin/containerd",
+        "/usr/bin/runc",
+        "/usr/sbin/runc",
+    ]);
+    docker_out(&["commit", &maker, &base]);
+
+    let (server, _) = release_server(&[]);
+    let a = arch();
+    let containerd_url = format!(
+        "/github.com/containerd/containerd/releases/download/v2.3.1/containerd-2.3.1-linux-{a}.tar.gz"
+    );
+    let containerd = tgz(&[
+        ("bin/containerd", 0o755, &fixture_script("containerd", "")),
+        (
+            "bin/containerd-shim-runc-v2",
+            0o755,
+            &fixture_script("containerd-shim-runc-v2", ""),
+        ),
+        ("bin/ctr", 0o755, &fixture_script("ctr", "")),
+    ]);
+    server.file(
+        &format!("{containerd_url}.sha256sum"),
+        format!(
+            "{}  containerd-2.3.1-linux-{a}.tar.gz\n",
+            sha256(&containerd)
+        ),
+    );
+    server.file(&containerd_url, containerd);
+    let runc_dir = "/github.com/opencontainers/runc/releases/download/v1.4.2";
+    let runc = fixture_script("runc", "");
+    // One listing for every architecture, as runc publishes it.
+    let other = if a == "arm64" { "amd64" } else { "arm64" };
+    server.file(
+        &format!("{runc_dir}/runc.sha256sum"),
+        format!(
+            "{}  runc.{other}\n{}  runc.{a}\n",
+            sha256(b"another architecture"),
+            sha256(&runc)
+        ),
+    );
+    server.file(&format!("{runc_dir}/runc.{a}"), runc);
+
+    let cache = temp_dir();
+    let tag = unique_tag("runtime");
+    let _guard = ImageGuard(tag.clone());
+    let run = build_on(&server, cache.path(), &tag, &base);
+    assert_eq!(run.code, 0, "build failed:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("installing containerd v2.3.1"),
+        "{}",
+        run.stderr
+    );
+
+    let checks = in_image(
+        &tag,
+        "for f in /usr/local/bin/containerd /usr/local/bin/ctr /usr/local/bin/containerd-shim-runc-v2 \
+           /usr/local/sbin/runc; do test -x $f && echo ok $f || echo missing $f; done; \
+         test -s /etc/containerd/config.toml && echo ok config; \
+         readlink /etc/systemd/system/multi-user.target.wants/containerd.service",
+    );
+    assert!(!checks.contains("missing"), "{checks}");
+    assert!(
+        checks.ends_with("/etc/systemd/system/containerd.service"),
+        "{checks}"
+    );
 }
