@@ -32,7 +32,7 @@ use crate::bootstrap::render::RenderError;
 use crate::download::{Artifact, Downloader};
 use crate::engine::Engine;
 use crate::engine::build::ImageBuild;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ui::Ui;
 
 use context::Entry;
@@ -83,7 +83,7 @@ pub enum BuildError {
     Context { reason: String },
     #[error("cannot render the default manifests: {0}")]
     Manifests(#[from] RenderError),
-    #[error("{tag} was built, but preloading images into it failed at {step}: {detail}")]
+    #[error("{tag} was built, but preloading images into it failed ({step}): {detail}")]
     Preload {
         tag: String,
         step: String,
@@ -287,7 +287,17 @@ pub async fn node_image(
             Ok(p) => p,
             Err(e) => {
                 step.fail();
-                return Err(e);
+                // Whatever failed, the tag holds the image without preloaded
+                // images; the error must say so.
+                return Err(match e {
+                    Error::Build(e @ BuildError::Preload { .. }) => e.into(),
+                    other => BuildError::Preload {
+                        tag,
+                        step: "preparing the images".into(),
+                        detail: other.to_string(),
+                    }
+                    .into(),
+                });
             }
         }
     };

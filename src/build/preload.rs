@@ -57,11 +57,13 @@ pub fn wanted_images(kubeadm_list: &str, sandbox: Option<&str>, extra: &[String]
             images.push(image.to_string());
         }
     };
-    for line in kubeadm_list
+    // One reference per line; anything else (a message, a warning) is not
+    // an image.
+    let references = kubeadm_list
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-    {
+        .filter(|l| !l.is_empty() && !l.contains(char::is_whitespace));
+    for line in references {
         // kubeadm may name another pause version than containerd's config;
         // only the configured one is ever used.
         if sandbox.is_some() && is_pause(line) {
@@ -189,9 +191,19 @@ async fn gather(engine: &Engine, ui: &Ui, wanted: &[String]) -> Result<Gathered>
     let mut reason = None;
     for image in wanted {
         let local = engine_ref(image);
-        if engine.image_present(&local).await? {
-            available.push(image.clone());
-            continue;
+        match engine.image_present(&local).await {
+            Ok(true) => {
+                available.push(image.clone());
+                continue;
+            }
+            Ok(false) => {}
+            // E.g. a reference the engine cannot parse: not worth failing
+            // a build that has succeeded.
+            Err(e) => {
+                ui.debug(format!("cannot look up {image}: {e}"));
+                missing.push(image.clone());
+                continue;
+            }
         }
         if reason.is_some() {
             missing.push(image.clone());
@@ -404,7 +416,7 @@ mod tests {
 
     #[test]
     fn kubeadms_pause_gives_way_to_containerds() {
-        let list = "registry.k8s.io/kube-apiserver:v1.36.1\nregistry.k8s.io/pause:3.10.1\nregistry.k8s.io/etcd:3.6.5-0\n";
+        let list = "registry.k8s.io/kube-apiserver:v1.36.1\nregistry.k8s.io/pause:3.10.1\nregistry.k8s.io/etcd:3.6.5-0\nW1122 a warning\n";
         let extra = vec![
             "docker.io/busybox:1.37".to_string(),
             "registry.k8s.io/etcd:3.6.5-0".to_string(),
