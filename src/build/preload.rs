@@ -107,7 +107,11 @@ pub async fn preload(
     extra: &[String],
 ) -> Result<Preloaded> {
     let helper = helper_name("preload");
-    let result = preload_in(engine, ui, tag, kubernetes_version, extra, &helper).await;
+    let result = tokio::select! {
+        result = preload_in(engine, ui, tag, kubernetes_version, extra, &helper) => result,
+        // Ctrl-C: the helper container must not outlive skiff.
+        _ = tokio::signal::ctrl_c() => Err(crate::error::Error::Interrupted),
+    };
     // However it ended, the helper goes.
     let removed = engine.remove_container(&helper).await;
     let outcome = result?;
