@@ -116,6 +116,47 @@ pub enum Command {
     Addons(AddonsCommand),
     /// Print how to open the Kubernetes Dashboard from this machine.
     Dashboard(DashboardArgs),
+    /// Build images.
+    #[command(subcommand)]
+    Build(BuildCommand),
+    /// Inspect or empty the download cache (SKIFF_CACHE_DIR, else ~/.cache/skiff).
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuildCommand {
+    /// Build a node image from verified Kubernetes release files.
+    NodeImage(NodeImageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeImageArgs {
+    /// Kubernetes release to build (downloaded from dl.k8s.io, or the mirror).
+    #[arg(long, value_name = "VERSION", default_value = crate::build::DEFAULT_KUBERNETES_VERSION)]
+    pub kubernetes_version: String,
+    /// Image to build on: systemd, plus containerd and runc (installed if missing).
+    #[arg(long, value_name = "IMAGE", default_value = crate::build::DEFAULT_BASE_IMAGE)]
+    pub base_image: String,
+    /// Tag of the result [default: skiff-node:<kubernetes version>].
+    #[arg(long, value_name = "NAME:TAG")]
+    pub tag: Option<String>,
+    /// Architecture to build for [default: the engine's].
+    #[arg(long, value_enum)]
+    pub arch: Option<crate::build::Arch>,
+    /// Download from this mirror: <URL>/<host>/<path> for each official URL.
+    #[arg(long, value_name = "URL", env = crate::download::MIRROR_ENV)]
+    pub mirror: Option<String>,
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: ReadOutput,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List cached downloads: size, date, URL (partial ones marked).
+    List(ListArgs),
+    /// Delete every cached download and print how much space that freed.
+    Clean,
 }
 
 // ---- add-ons: arguments -------------------------------------------------
@@ -435,13 +476,17 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
             Ok(())
         }
         Command::Addons(command) => run_addons(command, engine_host, ui).await,
+        Command::Build(BuildCommand::NodeImage(args)) => {
+            run_build_node_image(args, engine_host, ui).await
+        }
+        Command::Cache(command) => run_cache(command),
         Command::Dashboard(args) => {
             let name = default_name(args.cluster)?;
             let engine = Engine::connect(engine_host).await?;
             let access = addons::dashboard(&engine, &name).await?;
             match args.output {
                 ReadOutput::Json => print_json(&access),
-                ReadOutput::Text => print!("{}", render_dashboard(&access)),
+                ReadOutput::Text => out!("{}", render_dashboard(&access)),
             }
             Ok(())
         }
@@ -461,19 +506,19 @@ async fn run_addons(command: AddonsCommand, engine_host: Option<String>, ui: &Ui
             let rows = addons::list(engine.as_ref(), cluster.as_deref()).await?;
             match args.output {
                 ReadOutput::Json => print_json(&rows),
-                ReadOutput::Text => print!("{}", render_addons(&rows)),
+                ReadOutput::Text => out!("{}", render_addons(&rows)),
             }
             Ok(())
         }
         AddonsCommand::Show { addon } => {
-            print!("{}", render_addon(addons::catalogue::get(&addon)?));
+            out!("{}", render_addon(addons::catalogue::get(&addon)?));
             Ok(())
         }
         AddonsCommand::Enable(args) => {
             let requests = addon_requests(&args)?;
             let name = default_name(args.cluster)?;
             if args.dry_run {
-                print!("{}", addons::render_dry_run(&requests, &name)?);
+                out!("{}", addons::render_dry_run(&requests, &name)?);
                 return Ok(());
             }
             let engine = Engine::connect(engine_host).await?;
@@ -867,6 +912,131 @@ pub fn ui_for(global: &GlobalArgs) -> Ui {
         global.verbose,
         global.no_color,
     ))
+}
+
+async fn run_build_node_image(
+    args: NodeImageArgs,
+    engine_host: Option<String>,
+    ui: &Ui,
+) -> Result<()> {
+    let mirror = args
+        .mirror
+        .as_deref()
+        .filter(|m| !m.trim().is_empty())
+        .map(crate::download::Mirror::parse)
+        .transpose()?;
+    let downloader = crate::download::Downloader::builder()
+        .mirror(mirror)
+        .quiet(ui.settings().quiet)
+        .multi_progress(ui.multi().clone())
+        .build()?;
+    let engine = Engine::connect(engine_host).await?;
+    let options = crate::build::NodeImageOptions {
+        kubernetes_version: args.kubernetes_version,
+        base_image: args.base_image,
+        tag: args.tag,
+        arch: args.arch,
+    };
+    let built = crate::build::node_image(&engine, ui, &downloader, &options).await?;
+    match args.output {
+        ReadOutput::Json => print_json(&built),
+        ReadOutput::Text => {
+            outln!(
+                "Built {} (Kubernetes {}, {}, {} image(s) preloaded).",
+                built.tag,
+                built.kubernetes_version,
+                built.arch,
+                built.preloaded.len()
+            );
+            outln!("Use it: skiff create --image {}", built.tag);
+        }
+    }
+    Ok(())
+}
+
+fn run_cache(command: CacheCommand) -> Result<()> {
+    let cache = crate::download::Cache::at_default_location()?;
+    match command {
+        CacheCommand::List(args) => {
+            let entries = cache.list()?;
+            match args.output {
+                ReadOutput::Json => {
+                    let rows: Vec<serde_json::Value> = entries
+                        .iter()
+                        .map(|e| {
+                            serde_json::json!({
+                                "path": e.path,
+                                "url": e.url,
+                                "sha256": e.sha256,
+                                "size": e.size,
+                                "modified": rfc3339(e.modified),
+                                "partial": e.partial,
+                            })
+                        })
+                        .collect();
+                    print_json(&rows);
+                }
+                ReadOutput::Text => out!("{}", render_cache(&entries, cache.root())),
+            }
+        }
+        CacheCommand::Clean => {
+            let freed = cache.clean()?;
+            outln!(
+                "Freed {} in {}.",
+                indicatif::HumanBytes(freed),
+                cache.downloads_dir().display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `2026-11-22T00:37:08Z`, or empty for a time before the epoch.
+fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Table for `skiff cache list`.
+pub fn render_cache(entries: &[crate::download::CacheEntry], root: &std::path::Path) -> String {
+    if entries.is_empty() {
+        return format!("The download cache ({}) is empty.\n", root.display());
+    }
+    let rows: Vec<[String; 3]> = entries
+        .iter()
+        .map(|e| {
+            let what = e
+                .url
+                .clone()
+                .unwrap_or_else(|| e.path.display().to_string());
+            [
+                indicatif::HumanBytes(e.size).to_string(),
+                rfc3339(e.modified),
+                if e.partial {
+                    format!("{what} (partial)")
+                } else {
+                    what
+                },
+            ]
+        })
+        .collect();
+    let total: u64 = entries.iter().map(|e| e.size).sum();
+    table(&["SIZE", "MODIFIED", "URL"], &rows)
+        + &format!(
+            "{} file(s), {} in {}\n",
+            entries.len(),
+            indicatif::HumanBytes(total),
+            root.display()
+        )
 }
 
 #[cfg(test)]

@@ -34,6 +34,10 @@ pub enum Error {
     Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
     #[error(transparent)]
     Addon(#[from] AddonError),
+    #[error(transparent)]
+    Download(#[from] crate::download::DownloadError),
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
     #[error("{0}")]
     Usage(String),
     #[error("interrupted")]
@@ -52,6 +56,7 @@ impl Error {
             // setting the node's Kubernetes version does not support).
             Error::Config(_) | Error::Usage(_) | Error::Render(_) => 2,
             Error::Addon(e) if e.is_usage() => 2,
+            Error::Build(e) if e.is_usage() => 2,
             Error::Interrupted => 130,
             _ => 1,
         }
@@ -67,6 +72,8 @@ impl Error {
             Error::Bootstrap(e) => e.hint(),
             Error::Kubeconfig(e) => e.hint(),
             Error::Addon(e) => e.hint(),
+            Error::Download(e) => e.hint(),
+            Error::Build(e) => e.hint(),
             Error::Usage(_) => Some("see `skiff --help`".into()),
             Error::Interrupted => None,
             Error::Other { hint, .. } => hint.clone(),

@@ -11,11 +11,14 @@
 //! - [`node`]: how a node container is set up, and why (pure);
 //! - [`cluster`]: the lifecycle, with `create` as a pipeline of named steps;
 //! - [`addons`]: the add-on catalogue (storage, DNS, ingress, …) and enable/disable;
+//! - [`build`]: `skiff build node-image`, node images from verified downloads;
+//! - [`download`]: verified, cached, resumable downloads;
 //! - [`ui`]: progress on stderr;
 //! - [`error`]: the error type and exit codes.
 
 pub mod addons;
 pub mod bootstrap;
+pub mod build;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -5,6 +5,7 @@
 //! [`EngineError`] that names the endpoint and, where we can tell, the fix.
 //! skiff never shells out to the docker CLI.
 
+pub mod build;
 pub mod endpoint;
 mod exec;
 mod image;
