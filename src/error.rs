@@ -13,6 +13,7 @@
 use crate::cluster::ClusterError;
 use crate::config::ConfigError;
 use crate::engine::EngineError;
+use crate::images::LoadError;
 use crate::plan::PlanError;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum Error {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error("{0}")]
     Usage(String),
     #[error("interrupted")]
@@ -37,6 +40,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Usage(_) => 2,
+            Error::Load(e) if e.is_usage() => 2,
             Error::Interrupted => 130,
             _ => 1,
         }
@@ -48,6 +52,7 @@ impl Error {
             Error::Engine(e) => e.hint(),
             Error::Plan(e) => e.hint(),
             Error::Cluster(e) => e.hint(),
+            Error::Load(e) => e.hint(),
             Error::Usage(_) => Some("see `skiff --help`".into()),
             Error::Interrupted => None,
             Error::Other { hint, .. } => hint.clone(),

@@ -10,6 +10,7 @@
 //! - [`engine`]: the typed bollard wrapper, the only code that talks to Docker;
 //! - [`node`]: how a node container is set up, and why (pure);
 //! - [`cluster`]: the lifecycle, with `create` as a pipeline of named steps;
+//! - [`images`]: `skiff load`, images streamed into every node's containerd;
 //! - [`ui`]: progress on stderr;
 //! - [`error`]: the error type and exit codes.
 
@@ -18,6 +19,7 @@ pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod images;
 pub mod kubeconfig;
 pub mod node;
 pub mod plan;
