@@ -15,16 +15,12 @@ use tokio::sync::mpsc;
 /// Bytes per chunk sent to the nodes (see [`coalesce`]).
 pub const CHUNK_BYTES: usize = 1 << 20;
 
-/// Chunks buffered per node. Imports stall for a while when containerd
-/// commits (and fsyncs) a layer; this much slack lets the other nodes keep
-/// going meanwhile instead of advancing in lockstep. Bounded, so a node that
-/// falls behind for good still holds the export back.
-pub fn channel_chunks() -> usize {
-    std::env::var("SKIFF_LOAD_BUF")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(16)
-}
+/// Chunks buffered per node (16 MiB). containerd stalls an import for a
+/// moment when it commits (and fsyncs) a layer; this much slack lets the
+/// other nodes keep going meanwhile instead of advancing in lockstep.
+/// Bounded, so a node that falls behind for good holds the export back
+/// rather than having the whole image queued in memory for it.
+pub const CHANNEL_CHUNKS: usize = 16;
 
 /// A chunk of the stream, shared (not copied) between the receivers.
 pub type Chunk = Arc<[u8]>;
@@ -42,7 +38,7 @@ pub enum Ended<E> {
 
 /// Bounded channels, one per receiver.
 pub fn channels(count: usize) -> (Vec<mpsc::Sender<Chunk>>, Vec<mpsc::Receiver<Chunk>>) {
-    (0..count).map(|_| mpsc::channel(channel_chunks())).unzip()
+    (0..count).map(|_| mpsc::channel(CHANNEL_CHUNKS)).unzip()
 }
 
 /// Copies `source` into every sender until it ends, it fails, or no
@@ -175,7 +171,7 @@ mod tests {
         // The slow receiver has taken nothing: the source cannot be more than
         // one channel (plus the chunk in flight) ahead of it.
         assert!(
-            read.load(Ordering::SeqCst) <= channel_chunks() + 2,
+            read.load(Ordering::SeqCst) <= CHANNEL_CHUNKS + 2,
             "read {}",
             read.load(Ordering::SeqCst)
         );
