@@ -143,6 +143,7 @@ pub async fn load(engine: &Engine, ui: &Ui, options: &LoadOptions) -> Result<Rep
                 .collect()
         })
         .collect();
+    let mut tagging = Vec::new();
     for (target, needs) in targets.iter().zip(&actions) {
         for (source, action) in sources.iter().zip(needs) {
             match action {
@@ -150,11 +151,12 @@ pub async fn load(engine: &Engine, ui: &Ui, options: &LoadOptions) -> Result<Rep
                     key: (source.order, Some(target.order)),
                     outcome: outcome(source, &target.name, Status::Present, all_refs(source)),
                 }),
-                Action::Tag(pairs) => entries.push(tag(engine, source, target, pairs).await),
+                Action::Tag(pairs) => tagging.push(tag(engine, source, target, pairs)),
                 Action::Import => {}
             }
         }
     }
+    entries.extend(join_all(tagging).await);
 
     for transfer in transfers(&sources, &actions) {
         entries.extend(run_transfer(engine, ui, &sources, &targets, &transfer).await);
