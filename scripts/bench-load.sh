@@ -112,6 +112,7 @@ kind_id=$(docker image inspect -f '{{.Id}}' "$kind_image")
 
 skiff_cmd="$SKIFF_BIN load --quiet $skiff_image --cluster $cluster"
 kind_cmd="$work/kind-load.sh $kind_image ${nodes[*]}"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "cold loads: $runs runs each"
 hyperfine --style basic --runs "$runs" --export-json "$work/cold.json" \
 	--prepare "$work/unload.sh $skiff_image $skiff_id ${nodes[*]}" -n "skiff load" "$skiff_cmd" \
@@ -148,7 +149,8 @@ Loading one ${size_mb} MB image (random data, one layer) into a 3-node cluster
 skiff is **${speedup}x** as fast as kind's method on a cold load.
 
 Measured $(date -u +%Y-%m-%d) on $(nproc) CPUs, $(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1048576)) GiB,
-Docker $(docker version -f '{{.Server.Version}}'), containerd ${containerd_version} in the nodes, with:
+Docker $(docker version -f '{{.Server.Version}}'), containerd ${containerd_version} in the nodes (host load
+average ${load_before} before the runs), with:
 
     scripts/bench-load.sh ${runs}
 EOF

@@ -26,14 +26,20 @@ const SEPARATOR: &str = "@@skiff-probe@@";
 
 /// Prints what [`NodeState::parse`] reads. `ctr --version` is the client's
 /// version, which decides the flags; `config dump` shows the snapshotter the
-/// CRI plugin really uses, defaults included. The exit codes say which part failed.
-pub const PROBE_SCRIPT: &str = "ctr --version || exit 10
-echo @@skiff-probe@@
-containerd config dump 2>/dev/null
-echo @@skiff-probe@@
-ctr -n k8s.io images ls || exit 11
-echo @@skiff-probe@@
-ctr -n k8s.io content ls || exit 12";
+/// CRI plugin really uses, defaults included. The four run at once (each is
+/// mostly a Go binary starting and connecting) and print in order; the exit
+/// code says which part failed.
+pub const PROBE_SCRIPT: &str = r#"t=$(mktemp -d) || exit 13
+ctr --version >"$t/v" & v=$!
+containerd config dump >"$t/c" 2>/dev/null & c=$!
+ctr -n k8s.io images ls >"$t/i" & i=$!
+ctr -n k8s.io content ls >"$t/s" & s=$!
+wait $v; rv=$?; wait $c; wait $i; ri=$?; wait $s; rs=$?
+for part in v c i s; do cat "$t/$part"; [ $part = s ] || echo @@skiff-probe@@; done
+rm -rf "$t"
+[ $rv = 0 ] || exit 10
+[ $ri = 0 ] || exit 11
+[ $rs = 0 ] || exit 12"#;
 
 /// What one node needs for one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
