@@ -14,6 +14,7 @@ use crate::cluster::{self, ClusterInfo, create, lifecycle};
 use crate::config::{self, Overrides, Source};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::images;
 use crate::plan::Plan;
 use crate::ui::{Settings, Ui};
 
@@ -101,6 +102,8 @@ pub enum Command {
     Start(StartArgs),
     /// Print a cluster's kubeconfig, or merge it into your kubeconfig again.
     Kubeconfig(KubeconfigArgs),
+    /// Load images from the engine, or image archives, into the nodes' containerd.
+    Load(LoadArgs),
     /// Print version information.
     Version(VersionArgs),
     /// Print a shell completion script.
@@ -332,6 +335,24 @@ pub struct StartArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Images in the engine: name[:tag] or ID.
+    #[arg(value_name = "IMAGE", required_unless_present = "archive")]
+    pub images: Vec<String>,
+    /// Load these `docker save` tarballs or OCI image layouts (tar) instead.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub archive: Vec<PathBuf>,
+    /// Cluster name [default: $SKIFF_CLUSTER, else dev].
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Only these nodes (comma-separated; `worker2` or `dev-worker2`) [default: all].
+    #[arg(long, value_name = "NODE,...", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: ReadOutput,
+}
+
+#[derive(Debug, Args)]
 pub struct VersionArgs {
     #[arg(short, long, value_enum, default_value_t)]
     pub output: ReadOutput,
@@ -435,6 +456,7 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
             }
             Ok(())
         }
+        Command::Load(args) => run_load(args, engine_host, ui).await,
         Command::Version(args) => {
             let engine = Engine::connect(engine_host).await;
             let (endpoint, server, api) = match &engine {
@@ -767,6 +789,25 @@ fn resolve_kubernetes_version(config: &mut config::Cluster) -> Result<()> {
         ))
     })?;
     config.image = Some(image.to_string());
+    Ok(())
+}
+
+/// `skiff load`: the report goes to stdout even when some loads failed.
+async fn run_load(args: LoadArgs, engine_host: Option<String>, ui: &Ui) -> Result<()> {
+    let options = images::LoadOptions {
+        cluster: default_name(args.cluster)?,
+        images: args.images,
+        archives: args.archive,
+        nodes: args.nodes,
+    };
+    let engine = Engine::connect(engine_host).await?;
+    let report = images::load(&engine, ui, &options).await?;
+    match args.output {
+        ReadOutput::Json => print_json(&report),
+        ReadOutput::Text if !ui.settings().quiet => out!("{}", report.render()),
+        ReadOutput::Text => {}
+    }
+    report.into_result()?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use crate::addons::AddonError;
 use crate::cluster::ClusterError;
 use crate::config::ConfigError;
 use crate::engine::EngineError;
+use crate::images::LoadError;
 use crate::plan::PlanError;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,8 @@ pub enum Error {
     Download(#[from] crate::download::DownloadError),
     #[error(transparent)]
     Build(#[from] crate::build::BuildError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error("{0}")]
     Usage(String),
     #[error("interrupted")]
@@ -57,6 +60,7 @@ impl Error {
             Error::Config(_) | Error::Usage(_) | Error::Render(_) => 2,
             Error::Addon(e) if e.is_usage() => 2,
             Error::Build(e) if e.is_usage() => 2,
+            Error::Load(e) if e.is_usage() => 2,
             Error::Interrupted => 130,
             _ => 1,
         }
@@ -74,6 +78,7 @@ impl Error {
             Error::Addon(e) => e.hint(),
             Error::Download(e) => e.hint(),
             Error::Build(e) => e.hint(),
+            Error::Load(e) => e.hint(),
             Error::Usage(_) => Some("see `skiff --help`".into()),
             Error::Interrupted => None,
             Error::Other { hint, .. } => hint.clone(),

@@ -13,6 +13,7 @@
 //! - [`addons`]: the add-on catalogue (storage, DNS, ingress, …) and enable/disable;
 //! - [`build`]: `skiff build node-image`, node images from verified downloads;
 //! - [`download`]: verified, cached, resumable downloads;
+//! - [`images`]: `skiff load`, images streamed into every node's containerd;
 //! - [`ui`]: progress on stderr;
 //! - [`error`]: the error type and exit codes.
 
@@ -25,6 +26,7 @@ pub mod config;
 pub mod download;
 pub mod engine;
 pub mod error;
+pub mod images;
 pub mod kubeconfig;
 pub mod node;
 pub mod plan;

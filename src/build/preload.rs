@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio_util::io::StreamReader;
 
 use crate::engine::Engine;
@@ -282,8 +283,12 @@ async fn load(engine: &Engine, helper: &str, tag: &str, images: &[String]) -> Re
         .zip(&temp_tags)
         .map(|(image, temp)| temp.clone().unwrap_or_else(|| image.clone()))
         .collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let saved = StreamReader::new(engine.export_images(&names));
+    // The same one-request export `skiff load` streams from.
+    let saved = StreamReader::new(engine.export_images(&names).map(|chunk| {
+        chunk
+            .map(|c| bytes::Bytes::copy_from_slice(c.as_ref()))
+            .map_err(std::io::Error::other)
+    }));
     let import = [
         "ctr",
         "--namespace=k8s.io",

@@ -12,7 +12,7 @@ use bollard::query_parameters::{
     RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use bytes::Bytes;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 
 use super::{Engine, EngineError};
 
@@ -219,18 +219,6 @@ impl Engine {
         };
         self.create_container(name, body).await?;
         self.start_container(name).await
-    }
-
-    /// `docker save` of `images` as a byte stream (one tar with all of them).
-    pub fn export_images(
-        &self,
-        images: &[&str],
-    ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
-        let what = format!("save images {}", images.join(", "));
-        let engine = self.clone();
-        self.docker()
-            .export_images(images)
-            .map_err(move |e| io::Error::other(engine.wrap(what.clone(), e)))
     }
 
     /// Commits a (stopped) container as `reference`, applying Dockerfile

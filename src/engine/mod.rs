@@ -9,6 +9,7 @@ pub mod build;
 pub mod endpoint;
 mod exec;
 mod image;
+mod transfer;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,6 +29,7 @@ use futures::StreamExt;
 
 pub use endpoint::{Endpoint, Environment};
 pub use exec::ExecOutput;
+pub use transfer::ImageDetails;
 
 /// Docker 20.10 speaks API 1.41; older engines lack `--cgroupns`, which nodes need.
 pub const MIN_API: (usize, usize) = (1, 41);

@@ -1,0 +1,157 @@
+//! Moving bulk bytes: image exports out of the engine, streams into execs.
+//!
+//! Both are streams so an image of any size goes from the engine to the nodes
+//! without being held in memory or written to a temporary file.
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
+
+use super::{Engine, EngineError, ExecOutput};
+
+/// What `skiff load` needs to know about an engine image.
+#[derive(Debug, Clone)]
+pub struct ImageDetails {
+    /// `sha256:…`: the config digest, or the manifest/index digest with the
+    /// containerd image store.
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    /// Unpacked size: close to what an export of it streams.
+    pub size: u64,
+}
+
+impl Engine {
+    /// ID, tags and size of `image`, or `None` when the engine does not have it.
+    pub async fn image_details(&self, image: &str) -> Result<Option<ImageDetails>, EngineError> {
+        match self.docker().inspect_image(image).await {
+            Ok(info) => Ok(Some(ImageDetails {
+                id: info.id.unwrap_or_default(),
+                repo_tags: info.repo_tags.unwrap_or_default(),
+                size: info.size.unwrap_or(0).max(0) as u64,
+            })),
+            Err(e) => {
+                let err = self.wrap(format!("inspect image {image}"), e);
+                if err.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// The `docker save` tarball of `names` (tags or IDs), as a stream of
+    /// chunks. One request for all names, so shared layers are sent once.
+    pub fn export_images(
+        &self,
+        names: &[String],
+    ) -> impl Stream<Item = Result<impl AsRef<[u8]> + Send + use<>, EngineError>> + Send + Unpin + use<>
+    {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let what = format!("export {}", names.join(", "));
+        let engine = self.clone();
+        self.docker()
+            .export_images(&refs)
+            .map(move |chunk| chunk.map_err(|e| engine.wrap(what.clone(), e)))
+    }
+
+    /// Runs `cmd` in `container` with `input` streamed to its stdin (closed
+    /// when the stream ends), calling `on_written` with each chunk's size.
+    ///
+    /// If the command exits before reading all its input, the rest is not
+    /// sent and `input` is dropped, so a producer feeding it sees the
+    /// receiver gone; success is the command's exit code either way.
+    pub async fn exec_streaming<S, C>(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        input: S,
+        on_written: impl Fn(u64),
+    ) -> Result<ExecOutput, EngineError>
+    where
+        S: Stream<Item = C> + Unpin,
+        C: AsRef<[u8]>,
+    {
+        let what = || format!("run `{}` in {container}", cmd.join(" "));
+        let options = CreateExecOptions {
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(cmd.to_vec()),
+            ..Default::default()
+        };
+        let created = self
+            .docker()
+            .create_exec(container, options)
+            .await
+            .map_err(|e| self.wrap(what(), e))?;
+        let started = self
+            .docker()
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| self.wrap(what(), e))?;
+        let StartExecResults::Attached {
+            mut output,
+            input: mut stdin,
+        } = started
+        else {
+            return Err(EngineError::Io(format!("{}: exec did not attach", what())));
+        };
+
+        let writer = async move {
+            let mut input = input;
+            while let Some(chunk) = input.next().await {
+                stdin.write_all(chunk.as_ref()).await?;
+                on_written(chunk.as_ref().len() as u64);
+            }
+            // Half-close: the command sees end of input, we still read its output.
+            stdin.shutdown().await
+        };
+        let reader = async {
+            let mut out = ExecOutput::default();
+            while let Some(chunk) = output.next().await {
+                match chunk {
+                    Ok(LogOutput::StdErr { message }) => {
+                        out.stderr.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    Ok(other) => out
+                        .stdout
+                        .push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                    Err(e) => return Err(self.wrap(what(), e)),
+                }
+            }
+            Ok(out)
+        };
+        let mut writer = std::pin::pin!(writer);
+        let mut reader = std::pin::pin!(reader);
+        // Output ends when the command exits: stop writing then, since nobody
+        // reads the rest (ctr stops at the tar's end-of-archive marker).
+        let (written, read) = tokio::select! {
+            read = &mut reader => (None, read),
+            written = &mut writer => (Some(written), reader.await),
+        };
+        let mut out = read?;
+        let inspected = self
+            .docker()
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| self.wrap(what(), e))?;
+        out.exit_code = inspected.exit_code.unwrap_or(-1);
+        // A write error after the command succeeded is only the pipe closing
+        // behind it; before a failure it is part of the story.
+        if let Some(Err(e)) = written
+            && !out.success()
+        {
+            out.stderr
+                .push_str(&format!("\n(writing its input failed: {e})"));
+        }
+        Ok(out)
+    }
+}
