@@ -178,7 +178,8 @@ fn select_nodes(
     nodes: &[NodeInfo],
     wanted: &[String],
 ) -> Result<Vec<NodeInfo>, LoadError> {
-    let loadable = |n: &&NodeInfo| n.role != NodeRole::LoadBalancer;
+    // Only Kubernetes nodes run a containerd that pods pull from.
+    let loadable = |n: &&NodeInfo| matches!(n.role, NodeRole::ControlPlane | NodeRole::Worker);
     if wanted.is_empty() {
         return Ok(nodes.iter().filter(loadable).cloned().collect());
     }
