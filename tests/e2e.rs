@@ -209,8 +209,14 @@ fn cluster_works_end_to_end_and_survives_a_restart() {
 fn http_get(addr: &str, host_header: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n").ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     Some(response)
@@ -236,42 +242,110 @@ fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
 /// answers from the host, and an image pushed to the registry add-on runs.
 #[test]
 fn addons_work_on_a_real_cluster() {
-    let Some(image) = std::env::var("SKIFF_E2E_IMAGE").ok().filter(|s| !s.is_empty()) else {
+    let Some(image) = std::env::var("SKIFF_E2E_IMAGE")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
         eprintln!("skipped: needs SKIFF_E2E_IMAGE (a real node image and a registry)");
         return;
     };
     let name = unique_name("e2eaddons");
     let _guard = ClusterGuard(name.clone());
-    skiff(&["create", &name, "--image", &image, "--addons", "ingress,metrics-server,load-balancer,registry", "--wait", "5m"]).ok();
+    skiff(&[
+        "create",
+        &name,
+        "--image",
+        &image,
+        "--addons",
+        "ingress,metrics-server,load-balancer,registry",
+        "--wait",
+        "5m",
+    ])
+    .ok();
     let cp = format!("{name}-control-plane");
-    skiff(&["addons", "enable", "ingress", "metrics-server", "load-balancer", "registry", "--cluster", &name, "--wait", "5m"]).ok();
+    skiff(&[
+        "addons",
+        "enable",
+        "ingress",
+        "metrics-server",
+        "load-balancer",
+        "registry",
+        "--cluster",
+        &name,
+        "--wait",
+        "5m",
+    ])
+    .ok();
 
     // A web server behind an Ingress and a LoadBalancer Service.
     kubectl_apply(
         &cp,
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {app: web}\nspec:\n  containers:\n  - name: web\n    image: registry.k8s.io/e2e-test-images/agnhost:2.39\n    args: [netexec, --http-port=8080]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web-lb\nspec:\n  type: LoadBalancer\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\nspec:\n  ingressClassName: nginx\n  rules:\n  - host: web.localhost\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}\n",
     );
-    kubectl_ok(&cp, &["wait", "--for=condition=Ready", "pod/web", "--timeout=180s"]);
+    kubectl_ok(
+        &cp,
+        &["wait", "--for=condition=Ready", "pod/web", "--timeout=180s"],
+    );
     let routed = eventually(180, || {
-        http_get("127.0.0.1:80", "web.localhost", "/hostname").filter(|r| r.starts_with("HTTP/1.1 200"))
+        http_get("127.0.0.1:80", "web.localhost", "/hostname")
+            .filter(|r| r.starts_with("HTTP/1.1 200"))
     });
-    assert!(routed.is_some(), "ingress did not route a host request to the pod");
+    assert!(
+        routed.is_some(),
+        "ingress did not route a host request to the pod"
+    );
 
-    let top = eventually(240, || kubectl(&cp, &["top", "nodes"]).status.success().then_some(()));
+    let top = eventually(240, || {
+        kubectl(&cp, &["top", "nodes"])
+            .status
+            .success()
+            .then_some(())
+    });
     assert!(top.is_some(), "kubectl top nodes never answered");
 
     let lb_ip = eventually(120, || {
-        let ip = kubectl_ok(&cp, &["get", "service", "web-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"]);
+        let ip = kubectl_ok(
+            &cp,
+            &[
+                "get",
+                "service",
+                "web-lb",
+                "-o",
+                "jsonpath={.status.loadBalancer.ingress[0].ip}",
+            ],
+        );
         (!ip.trim().is_empty()).then(|| ip.trim().to_string())
     })
     .expect("the LoadBalancer Service got no address");
-    let answered = eventually(60, || http_get(&format!("{lb_ip}:80"), "web", "/hostname").filter(|r| r.starts_with("HTTP/1.1 200")));
+    let answered = eventually(60, || {
+        http_get(&format!("{lb_ip}:80"), "web", "/hostname")
+            .filter(|r| r.starts_with("HTTP/1.1 200"))
+    });
     assert!(answered.is_some(), "{lb_ip} did not answer from the host");
 
     // Push from the host, run from the cluster.
     docker_out(&["pull", "busybox:1.36"]);
     docker_out(&["tag", "busybox:1.36", "localhost:5001/e2e-busybox:1"]);
     docker_out(&["push", "localhost:5001/e2e-busybox:1"]);
-    kubectl_ok(&cp, &["run", "from-registry", "--image=localhost:5001/e2e-busybox:1", "--restart=Never", "--command", "--", "true"]);
-    kubectl_ok(&cp, &["wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/from-registry", "--timeout=180s"]);
+    kubectl_ok(
+        &cp,
+        &[
+            "run",
+            "from-registry",
+            "--image=localhost:5001/e2e-busybox:1",
+            "--restart=Never",
+            "--command",
+            "--",
+            "true",
+        ],
+    );
+    kubectl_ok(
+        &cp,
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Succeeded",
+            "pod/from-registry",
+            "--timeout=180s",
+        ],
+    );
 }
