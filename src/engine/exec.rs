@@ -7,6 +7,18 @@ use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use super::{Engine, EngineError};
 
+/// An exec's output stream, as bollard delivers it.
+pub(crate) type ExecStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+>;
+
+/// A started exec: its ID, its output, its stdin.
+pub(crate) struct Attached {
+    pub id: String,
+    pub output: ExecStream,
+    pub stdin: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
 /// What a command printed and how it exited.
 #[derive(Debug, Clone, Default)]
 pub struct ExecOutput {
@@ -46,8 +58,40 @@ impl Engine {
         R: AsyncRead + Unpin,
     {
         let what = || format!("run `{}` in {container}", cmd.join(" "));
+        let Attached {
+            id,
+            output,
+            mut stdin,
+        } = self.attach(container, cmd, input.is_some()).await?;
+        // Feed stdin while draining output: a full output pipe would otherwise
+        // block the command and, with it, our writes.
+        let writer = async {
+            if let Some(mut reader) = input {
+                let copied = tokio::io::copy(&mut reader, &mut stdin).await;
+                let _ = stdin.shutdown().await;
+                copied.map(|_| ())
+            } else {
+                Ok(())
+            }
+        };
+        let (written, read) = tokio::join!(writer, self.collect(output, &what));
+        let mut out = read?;
+        written.map_err(|e| EngineError::Io(format!("{}: writing stdin: {e}", what())))?;
+        out.exit_code = self.exit_code(&id, &what).await?;
+        Ok(out)
+    }
+
+    /// Creates and starts an exec of `cmd`, attached to its output (and to
+    /// its stdin when `stdin` is set).
+    pub(crate) async fn attach(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        stdin: bool,
+    ) -> Result<Attached, EngineError> {
+        let what = || format!("run `{}` in {container}", cmd.join(" "));
         let options = CreateExecOptions {
-            attach_stdin: Some(input.is_some()),
+            attach_stdin: Some(stdin),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             cmd: Some(cmd.to_vec()),
@@ -69,66 +113,61 @@ impl Engine {
             )
             .await
             .map_err(|e| self.wrap(what(), e))?;
-        let StartExecResults::Attached {
-            mut output,
-            input: mut stdin,
-        } = started
-        else {
+        let StartExecResults::Attached { output, input } = started else {
             return Err(EngineError::Io(format!("{}: exec did not attach", what())));
         };
+        Ok(Attached {
+            id: created.id,
+            output,
+            stdin: input,
+        })
+    }
 
-        // Feed stdin while draining output: a full output pipe would otherwise
-        // block the command and, with it, our writes.
-        let writer = async {
-            if let Some(mut reader) = input {
-                let copied = tokio::io::copy(&mut reader, &mut stdin).await;
-                let _ = stdin.shutdown().await;
-                copied.map(|_| ())
-            } else {
-                Ok(())
-            }
-        };
-        let reader = async {
-            let mut out = ExecOutput::default();
-            while let Some(chunk) = output.next().await {
-                match chunk {
-                    Ok(LogOutput::StdErr { message }) => {
-                        out.stderr.push_str(&String::from_utf8_lossy(&message))
-                    }
-                    Ok(other) => out
-                        .stdout
-                        .push_str(&String::from_utf8_lossy(&other.into_bytes())),
-                    Err(e) => return Err(self.wrap(what(), e)),
+    /// Drains an exec's output into an [`ExecOutput`] (exit code still unset).
+    pub(crate) async fn collect(
+        &self,
+        mut output: ExecStream,
+        what: &(dyn Fn() -> String + Sync),
+    ) -> Result<ExecOutput, EngineError> {
+        let mut out = ExecOutput::default();
+        while let Some(chunk) = output.next().await {
+            match chunk {
+                Ok(LogOutput::StdErr { message }) => {
+                    out.stderr.push_str(&String::from_utf8_lossy(&message))
                 }
+                Ok(other) => out
+                    .stdout
+                    .push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                Err(e) => return Err(self.wrap(what(), e)),
             }
-            Ok(out)
-        };
-        let (written, read) = tokio::join!(writer, reader);
-        let mut out = read?;
-        written.map_err(|e| EngineError::Io(format!("{}: writing stdin: {e}", what())))?;
+        }
+        Ok(out)
+    }
 
-        // The output stream can end a moment before the engine records the
-        // exit (and, under load, before the process has finished): wait for
-        // the engine to say it is done rather than trusting a stale answer.
-        for attempt in 0u64.. {
+    /// The exit code of a finished exec. The output stream can end a moment
+    /// before the engine records the exit (and, under load, before the
+    /// process has finished): wait for the engine to say it is done rather
+    /// than trusting a stale answer.
+    pub(crate) async fn exit_code(
+        &self,
+        id: &str,
+        what: &(dyn Fn() -> String + Sync),
+    ) -> Result<i64, EngineError> {
+        for _ in 0..3000 {
             let inspected = self
                 .docker()
-                .inspect_exec(&created.id)
+                .inspect_exec(id)
                 .await
                 .map_err(|e| self.wrap(what(), e))?;
             if inspected.running != Some(true) {
-                out.exit_code = inspected.exit_code.unwrap_or(-1);
-                break;
-            }
-            if attempt >= 3000 {
-                return Err(EngineError::Io(format!(
-                    "{}: still running after its output ended",
-                    what()
-                )));
+                return Ok(inspected.exit_code.unwrap_or(-1));
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        Ok(out)
+        Err(EngineError::Io(format!(
+            "{}: still running after its output ended",
+            what()
+        )))
     }
 
     /// Writes `content` to `path` inside a running container (parents created).

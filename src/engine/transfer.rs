@@ -3,11 +3,10 @@
 //! Both are streams so an image of any size goes from the engine to the nodes
 //! without being held in memory or written to a temporary file.
 
-use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
+use super::exec::Attached;
 use super::{Engine, EngineError, ExecOutput};
 
 /// What `skiff load` needs to know about an engine image.
@@ -74,37 +73,11 @@ impl Engine {
         C: AsRef<[u8]>,
     {
         let what = || format!("run `{}` in {container}", cmd.join(" "));
-        let options = CreateExecOptions {
-            attach_stdin: Some(true),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            cmd: Some(cmd.to_vec()),
-            ..Default::default()
-        };
-        let created = self
-            .docker()
-            .create_exec(container, options)
-            .await
-            .map_err(|e| self.wrap(what(), e))?;
-        let started = self
-            .docker()
-            .start_exec(
-                &created.id,
-                Some(StartExecOptions {
-                    detach: false,
-                    ..Default::default()
-                }),
-            )
-            .await
-            .map_err(|e| self.wrap(what(), e))?;
-        let StartExecResults::Attached {
-            mut output,
-            input: mut stdin,
-        } = started
-        else {
-            return Err(EngineError::Io(format!("{}: exec did not attach", what())));
-        };
-
+        let Attached {
+            id,
+            output,
+            mut stdin,
+        } = self.attach(container, cmd, true).await?;
         let writer = async move {
             let mut input = input;
             while let Some(chunk) = input.next().await {
@@ -114,21 +87,7 @@ impl Engine {
             // Half-close: the command sees end of input, we still read its output.
             stdin.shutdown().await
         };
-        let reader = async {
-            let mut out = ExecOutput::default();
-            while let Some(chunk) = output.next().await {
-                match chunk {
-                    Ok(LogOutput::StdErr { message }) => {
-                        out.stderr.push_str(&String::from_utf8_lossy(&message))
-                    }
-                    Ok(other) => out
-                        .stdout
-                        .push_str(&String::from_utf8_lossy(&other.into_bytes())),
-                    Err(e) => return Err(self.wrap(what(), e)),
-                }
-            }
-            Ok(out)
-        };
+        let reader = self.collect(output, &what);
         let mut writer = std::pin::pin!(writer);
         let mut reader = std::pin::pin!(reader);
         // Output ends when the command exits: stop writing then, since nobody
@@ -138,12 +97,7 @@ impl Engine {
             written = &mut writer => (Some(written), reader.await),
         };
         let mut out = read?;
-        let inspected = self
-            .docker()
-            .inspect_exec(&created.id)
-            .await
-            .map_err(|e| self.wrap(what(), e))?;
-        out.exit_code = inspected.exit_code.unwrap_or(-1);
+        out.exit_code = self.exit_code(&id, &what).await?;
         // A write error after the command succeeded is only the pipe closing
         // behind it; before a failure it is part of the story.
         if let Some(Err(e)) = written
