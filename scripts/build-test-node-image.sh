@@ -138,6 +138,8 @@ for unit in "${masked[@]}"; do
 done
 # haproxy is in the rootfs for the LB test image only; the node must not run it.
 rm -f "$sysd/multi-user.target.wants/haproxy.service" "$sysd/multi-user.target.wants/remote-fs.target"
+# Likewise docker-registry: only the registry add-on test runs it, as its own container.
+rm -f "$sysd/multi-user.target.wants/docker-registry.service"
 rm -rf "$sysd/getty.target.wants" "$sysd/timers.target.wants" "$sysd/sysinit.target.wants/systemd-pstore.service"
 ln -sfn /lib/systemd/system/multi-user.target "$sysd/default.target"
 mkdir -p "$sysd/multi-user.target.wants"

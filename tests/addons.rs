@@ -14,11 +14,12 @@
 //!   them; real Kubernetes accepts them (kubeadm creates `system:coredns`
 //!   itself). Their manifests are covered by the unit tests in
 //!   src/addons/tests.rs.
-//! - The `registry:2` image cannot be pulled. The registry test runs a
-//!   STAND-IN registry container instead (the test image running Python's
-//!   `http.server` on port 5000, passed with `--set image=`): it checks the
-//!   container skiff makes, its port and labels, and the nodes' containerd
-//!   configuration, not pushing and pulling images.
+//! - The `registry:2` image cannot be pulled. One registry test runs a
+//!   STAND-IN container (Python's `http.server`, passed with `--set image=`)
+//!   to check the container skiff makes, its port, labels and the nodes'
+//!   containerd configuration; another runs a REAL registry, Docker's
+//!   distribution from Debian's `docker-registry` package in the test image,
+//!   and pushes from the host and pulls in every node's containerd.
 
 mod common;
 
@@ -553,4 +554,67 @@ fn dry_run_needs_no_cluster() {
         "{}",
         show.stdout
     );
+}
+
+/// A real registry (Docker's distribution, Debian's `docker-registry`
+/// package, which the test image carries) run as its own container, with
+/// the plain configuration of `registry:2` (Debian's asks for htpasswd auth).
+fn real_registry_image() -> String {
+    derived_image(
+        "registry-real",
+        r#"["/bin/sh", "-c", "printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\nhttp:\n  addr: :5000\n' > /etc/registry.yml && exec /usr/bin/docker-registry serve /etc/registry.yml"]"#,
+    )
+}
+
+#[test]
+fn registry_add_on_serves_pushes_from_the_host_and_pulls_from_the_nodes() {
+    let cluster = create("regreal", &["--workers", "1"]);
+    let name = cluster.0.as_str();
+    let port = free_port().to_string();
+    let image = real_registry_image();
+    skiff(&[
+        "addons",
+        "enable",
+        "registry",
+        "--cluster",
+        name,
+        "--set",
+        &format!("image={image}"),
+        "--set",
+        &format!("port={port}"),
+    ])
+    .ok();
+
+    // Push from the host through the published port (Docker trusts
+    // plain-HTTP registries on localhost).
+    let pushed = format!("localhost:{port}/skiff-e2e/tiny:{}", std::process::id());
+    docker_out(&["tag", &image, &pushed]);
+    let push_ok = (0..30).any(|_| {
+        let ok = docker(&["push", &pushed]).status.success();
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        ok
+    });
+    let _ = docker(&["rmi", &pushed]);
+    assert!(push_ok, "docker push to the registry add-on failed");
+
+    // Pull the same name in every node: containerd resolves localhost:PORT
+    // through the hosts.toml the add-on wrote to the registry container.
+    for node in [format!("{name}-control-plane"), format!("{name}-worker")] {
+        docker_out(&[
+            "exec",
+            &node,
+            "ctr",
+            "-n",
+            "k8s.io",
+            "images",
+            "pull",
+            "--hosts-dir",
+            "/etc/containerd/certs.d",
+            &pushed,
+        ]);
+        let listed = docker_out(&["exec", &node, "ctr", "-n", "k8s.io", "images", "ls", "-q"]);
+        assert!(listed.lines().any(|l| l == pushed), "{node}: {listed}");
+    }
 }
