@@ -42,6 +42,14 @@ fn wait_running(container: &str) {
     );
 }
 
+/// The test image with an entrypoint that prints a line and never boots.
+fn noboot_image() -> String {
+    derived_image(
+        "noboot",
+        r#"["/bin/sh", "-c", "echo this-node-cannot-boot; sleep 600"]"#,
+    )
+}
+
 /// The test image with a boot delayed by `secs`, so a test can act while skiff waits.
 fn slow_image(secs: u32) -> String {
     derived_image(
@@ -86,10 +94,7 @@ fn a_node_killed_while_booting_rolls_back_everything() {
 
 #[test]
 fn a_node_that_never_boots_times_out_with_its_logs() {
-    let image = derived_image(
-        "noboot",
-        r#"["/bin/sh", "-c", "echo this-node-cannot-boot; sleep 600"]"#,
-    );
+    let image = noboot_image();
     let name = unique_name("noboot");
     let _guard = ClusterGuard(name.clone());
     let run = skiff(&["create", &name, "--image", &image, "--wait", "3s"]);
@@ -109,10 +114,7 @@ fn a_node_that_never_boots_times_out_with_its_logs() {
 
 #[test]
 fn retain_keeps_the_nodes_of_a_failed_create() {
-    let image = derived_image(
-        "noboot",
-        r#"["/bin/sh", "-c", "echo this-node-cannot-boot; sleep 600"]"#,
-    );
+    let image = noboot_image();
     let name = unique_name("retain");
     let _guard = ClusterGuard(name.clone());
     let run = skiff(&[

@@ -57,21 +57,11 @@ impl Engine {
 
     /// Facts about a local image, or `None` when the engine does not have it.
     pub async fn image_facts(&self, image: &str) -> Result<Option<ImageFacts>, EngineError> {
-        match self.docker().inspect_image(image).await {
-            Ok(info) => Ok(Some(ImageFacts {
-                id: info.id.unwrap_or_default(),
-                architecture: info.architecture.unwrap_or_default(),
-                repo_digests: info.repo_digests.unwrap_or_default(),
-            })),
-            Err(e) => {
-                let err = self.wrap(format!("inspect image {image}"), e);
-                if err.is_not_found() {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        Ok(self.local_image(image).await?.map(|info| ImageFacts {
+            id: info.id.unwrap_or_default(),
+            architecture: info.architecture.unwrap_or_default(),
+            repo_digests: info.repo_digests.unwrap_or_default(),
+        }))
     }
 
     /// Which of `paths` exist in `image` (symlinks count, dangling or not).

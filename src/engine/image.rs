@@ -20,25 +20,14 @@ pub struct PullProgress {
 }
 
 impl Engine {
-    /// Whether the engine has `image` locally (by name, tag or digest).
-    pub async fn image_present(&self, image: &str) -> Result<bool, EngineError> {
+    /// The engine's record of a local image, or `None` when it has none
+    /// (by name, tag or digest).
+    pub async fn local_image(
+        &self,
+        image: &str,
+    ) -> Result<Option<bollard::models::ImageInspect>, EngineError> {
         match self.docker().inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let err = self.wrap(format!("inspect image {image}"), e);
-                if err.is_not_found() {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
-    }
-
-    /// The image's ID (`sha256:...`), if present.
-    pub async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
-        match self.docker().inspect_image(image).await {
-            Ok(info) => Ok(info.id),
+            Ok(info) => Ok(Some(info)),
             Err(e) => {
                 let err = self.wrap(format!("inspect image {image}"), e);
                 if err.is_not_found() {
@@ -48,6 +37,11 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Whether the engine has `image` locally.
+    pub async fn image_present(&self, image: &str) -> Result<bool, EngineError> {
+        Ok(self.local_image(image).await?.is_some())
     }
 
     /// Pulls `image`, reporting progress, retrying transient failures.
