@@ -33,6 +33,14 @@ impl Privileges {
     pub fn is_privileged(&self) -> bool {
         matches!(self, Privileges::Privileged)
     }
+
+    /// Whether nodes run without `capability` (`CAP_SYS_RESOURCE`, …).
+    pub fn lacks(&self, capability: &str) -> bool {
+        match self {
+            Privileges::Privileged => false,
+            Privileges::Capabilities { drop } => drop.iter().any(|c| c == capability),
+        }
+    }
 }
 
 /// Facts about the engine that change how nodes are created.

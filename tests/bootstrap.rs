@@ -282,8 +282,8 @@ fn dry_run_shows_every_rendered_file() {
 }
 
 #[test]
-fn kubernetes_older_than_1_23_is_refused_before_anything_is_created() {
-    let image = image_with_version("v1.22.17");
+fn kubernetes_older_than_1_20_is_refused_before_anything_is_created() {
+    let image = image_with_version("v1.19.16");
     let name = unique_name("old");
     let _guard = ClusterGuard(name.clone());
     let run = skiff(&["create", &name, "--image", &image]);

@@ -127,6 +127,43 @@ pub fn version_from_reference(image: &str) -> Option<Version> {
     Version::parse(tag).ok()
 }
 
+/// containerd settings skiff needs on every node of this cluster, as
+/// containerdConfigPatches merged before the user's (each for both config
+/// schema versions: a patch whose `version` differs from the node's config
+/// is skipped):
+///
+/// * below Kubernetes 1.24 the kubelet uses the cgroupfs driver (see
+///   [`render`]), so runc must not use systemd cgroups, whatever the image's
+///   containerd config says;
+/// * without CAP_SYS_RESOURCE no process in the node may lower its
+///   `oom_score_adj`, and runc fails every pod sandbox ("can't get final
+///   child's PID from pipe: EOF") unless containerd caps the kubelet's
+///   negative scores at its own (`restrict_oom_score_adj`).
+pub fn runtime_containerd_patches(version: &Version, lacks_sys_resource: bool) -> Vec<String> {
+    let mut patches = Vec::new();
+    if !version.minor_at_least(1, 24) {
+        patches.push(
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\nSystemdCgroup = false\n"
+                .to_string(),
+        );
+        patches.push(
+            "version = 3\n[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc.options]\nSystemdCgroup = false\n"
+                .to_string(),
+        );
+    }
+    if lacks_sys_resource {
+        patches.push(
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nrestrict_oom_score_adj = true\n"
+                .to_string(),
+        );
+        patches.push(
+            "version = 3\n[plugins.\"io.containerd.cri.v1.runtime\"]\nrestrict_oom_score_adj = true\n"
+                .to_string(),
+        );
+    }
+    patches
+}
+
 /// The render facts of the cluster.
 pub fn cluster_facts(cfg: &Cluster, plan: &Plan, version: Version) -> ClusterFacts {
     let endpoint = plan
@@ -245,6 +282,33 @@ pub fn render_files(cfg: &Cluster, plan: &mut Plan, version: Version) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn containerd_follows_the_kubelet_and_the_missing_capability() {
+        let v2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nrestrict_oom_score_adj = false\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\nSystemdCgroup = true\n";
+        let merged = |v: &str, lacks: bool| {
+            let patches = runtime_containerd_patches(&Version::parse(v).unwrap(), lacks);
+            let text = patch::merge_containerd_config(v2, &patches).unwrap();
+            text.parse::<toml_edit::DocumentMut>().unwrap()
+        };
+        let cri =
+            |doc: &toml_edit::DocumentMut| doc["plugins"]["io.containerd.grpc.v1.cri"].clone();
+        let old = merged("v1.20.2", true);
+        assert_eq!(cri(&old)["restrict_oom_score_adj"].as_bool(), Some(true));
+        assert_eq!(
+            cri(&old)["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"].as_bool(),
+            Some(false)
+        );
+        // The version-3 twins were skipped, not merged into a version-2 file.
+        assert!(old["plugins"].get("io.containerd.cri.v1.runtime").is_none());
+        let new = merged("v1.36.1", false);
+        assert_eq!(cri(&new)["restrict_oom_score_adj"].as_bool(), Some(false));
+        assert_eq!(
+            cri(&new)["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"].as_bool(),
+            Some(true)
+        );
+        assert!(runtime_containerd_patches(&Version::parse("v1.30.0").unwrap(), false).is_empty());
+    }
 
     #[test]
     fn versions_come_from_version_tags_only() {

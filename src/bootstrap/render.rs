@@ -111,7 +111,7 @@ pub enum RenderError {
     InvalidVersion { input: String, reason: String },
 
     #[error(
-        "Kubernetes {version} is older than the oldest version skiff supports (v1.23): \
+        "Kubernetes {version} is older than the oldest version skiff supports (v1.20): \
          use a newer node image, e.g. --image {SUGGESTED_IMAGE}"
     )]
     UnsupportedVersion { version: String },
@@ -166,7 +166,7 @@ impl RenderError {
                 "the node image's /kind/version should hold a version like v1.36.1; is this a kindest/node-compatible image?"
             }
             RenderError::UnsupportedVersion { .. } | RenderError::UnsupportedMajor { .. } => {
-                "pick a node image for Kubernetes v1.23 or newer, e.g. --image kindest/node:v1.36.1"
+                "pick a node image for Kubernetes v1.20 or newer, e.g. --image kindest/node:v1.36.1"
             }
             RenderError::InvalidFact { .. } => "correct the cluster configuration and try again",
             RenderError::MissingNodeIp { .. } => {
@@ -928,12 +928,17 @@ fn build_kubeadm_context(
         kubelet_args.push(arg("node-labels", labels));
     }
 
-    // Preflight is skipped: it would try to pull images the node image
-    // already has, and it checks the host in ways that fail in a container.
-    let mut init_skip_phases = vec!["preflight"];
-    if cluster.kube_proxy_mode == KubeProxyMode::None {
-        init_skip_phases.push("addon/kube-proxy");
-    }
+    let in_config = api.has_skip_phases();
+    let init_skip_phases = if in_config {
+        skip_phases(true, cluster.kube_proxy_mode == KubeProxyMode::None)
+    } else {
+        Vec::new()
+    };
+    let join_skip_phases = if in_config {
+        skip_phases(false, false)
+    } else {
+        Vec::new()
+    };
 
     let proxy = (cluster.kube_proxy_mode != KubeProxyMode::None).then(|| ProxyContext {
         mode: cluster.kube_proxy_mode.as_str(),
@@ -963,7 +968,7 @@ fn build_kubeadm_context(
         kubelet_args,
         bootstrap_token: cluster.bootstrap_token.clone(),
         init_skip_phases,
-        join_skip_phases: vec!["preflight"],
+        join_skip_phases,
         kubelet: KubeletContext {
             // kindest/node images configure containerd for the systemd
             // cgroup driver from Kubernetes 1.24, for cgroupfs before.
@@ -977,6 +982,37 @@ fn build_kubeadm_context(
         },
         proxy,
     })
+}
+
+/// The phases `kubeadm init` (`init`) or `kubeadm join` must skip.
+/// Preflight always: it would pull images the node image already has, and it
+/// checks the host in ways that fail in a container (and, before 1.24, it
+/// insists on crictl). kube-proxy's add-on when the cluster runs without it.
+fn skip_phases(init: bool, kube_proxy_disabled: bool) -> Vec<&'static str> {
+    let mut phases = vec!["preflight"];
+    if init && kube_proxy_disabled {
+        phases.push("addon/kube-proxy");
+    }
+    phases
+}
+
+/// The `--skip-phases` flag for `kubeadm init` (`init`) or `kubeadm join`,
+/// for kubeadm configuration APIs without a `skipPhases` field (v1beta2).
+/// None where the rendered configuration carries the phases: kubeadm reads
+/// `skipPhases` only when the flag is absent, so passing both would silently
+/// drop the configuration's list (and with it a user's patches to it).
+pub fn skip_phases_flag(
+    version: &Version,
+    init: bool,
+    kube_proxy_disabled: bool,
+) -> Result<Option<String>, RenderError> {
+    if KubeadmApi::for_version(version)?.has_skip_phases() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "--skip-phases={}",
+        skip_phases(init, kube_proxy_disabled).join(",")
+    )))
 }
 
 /// Renders one node's kubeadm configuration and applies the patches:
@@ -1291,6 +1327,62 @@ mod tests {
         );
         assert_eq!(arg_of(kubelet_args, "node-labels"), None);
         assert_eq!(init["skipPhases"], serde_json::json!(["preflight"]));
+    }
+
+    #[test]
+    fn v1beta2_skips_phases_on_the_command_line() {
+        let mut c = cluster("v1.20.2");
+        c.kube_proxy_mode = KubeProxyMode::None;
+        let docs = render(&c, &first_cp());
+        assert_eq!(
+            kinds(&docs),
+            [
+                "ClusterConfiguration",
+                "InitConfiguration",
+                "KubeletConfiguration"
+            ]
+        );
+        let init = doc(&docs, "InitConfiguration");
+        assert_eq!(init["apiVersion"], "kubeadm.k8s.io/v1beta2");
+        assert!(init.get("skipPhases").is_none(), "{init}");
+        assert!(init["nodeRegistration"]["kubeletExtraArgs"].is_object());
+        let join = render(&c, &worker());
+        assert!(doc(&join, "JoinConfiguration").get("skipPhases").is_none());
+        let v = version("v1.20.2");
+        assert_eq!(
+            skip_phases_flag(&v, true, true).unwrap().as_deref(),
+            Some("--skip-phases=preflight,addon/kube-proxy")
+        );
+        assert_eq!(
+            skip_phases_flag(&v, true, false).unwrap().as_deref(),
+            Some("--skip-phases=preflight")
+        );
+        assert_eq!(
+            skip_phases_flag(&v, false, true).unwrap().as_deref(),
+            Some("--skip-phases=preflight")
+        );
+    }
+
+    #[test]
+    fn from_1_23_phases_are_skipped_in_the_config_only() {
+        // kubeadm ignores the config's skipPhases when --skip-phases is given,
+        // which once dropped `addon/kube-proxy` for kubeProxyMode: none.
+        for v in ["v1.23.17", "v1.36.1"] {
+            let mut c = cluster(v);
+            c.kube_proxy_mode = KubeProxyMode::None;
+            let docs = render(&c, &first_cp());
+            assert_eq!(
+                doc(&docs, "InitConfiguration")["skipPhases"],
+                serde_json::json!(["preflight", "addon/kube-proxy"])
+            );
+            let join = render(&c, &worker());
+            assert_eq!(
+                doc(&join, "JoinConfiguration")["skipPhases"],
+                serde_json::json!(["preflight"])
+            );
+            assert_eq!(skip_phases_flag(&version(v), true, true).unwrap(), None);
+            assert_eq!(skip_phases_flag(&version(v), false, false).unwrap(), None);
+        }
     }
 
     #[test]
@@ -1856,7 +1948,7 @@ mod tests {
             Err(RenderError::InvalidFact { .. })
         ));
 
-        let err = render_kubeadm_config(&cluster("v1.22.9"), &first_cp()).unwrap_err();
+        let err = render_kubeadm_config(&cluster("v1.19.16"), &first_cp()).unwrap_err();
         assert!(matches!(err, RenderError::UnsupportedVersion { .. }));
     }
 

@@ -8,7 +8,8 @@
 //! configuration is decided from the result:
 //!
 //! * which kubeadm configuration API to speak ([`KubeadmApi::for_version`]):
-//!   `kubeadm.k8s.io/v1beta3` up to Kubernetes 1.35, `v1beta4` from 1.36;
+//!   `kubeadm.k8s.io/v1beta2` for Kubernetes 1.20 to 1.22, `v1beta3` up to
+//!   1.35, `v1beta4` from 1.36;
 //! * which cgroup driver the kubelet uses (`cgroupfs` before 1.24, `systemd`
 //!   from 1.24, matching how kindest/node images configure containerd);
 //! * whether kube-proxy's nftables mode needs its feature gate (1.29, 1.30).
@@ -26,10 +27,13 @@ use super::render::RenderError;
 
 /// The oldest Kubernetes minor release skiff can bootstrap.
 ///
-/// Before 1.23 node images need kubeadm's `v1beta2` configuration API
-/// (kind still renders it for them). skiff only carries `v1beta3` and
-/// `v1beta4`, and Kubernetes releases that old are long out of support.
-pub const MIN_SUPPORTED: (u64, u64) = (1, 23);
+/// 1.20 is the oldest release whose kubeadm reads `v1beta2` the way skiff
+/// renders it and whose kubelet talks to containerd over CRI v1alpha2
+/// (containerd 1.6 still serves it; containerd 2.x does not, so such old
+/// images must carry containerd 1.6 or older). It is also the release skiff's
+/// own real-Kubernetes tests run (built from Debian's source package), so the
+/// floor is the oldest version that is actually exercised.
+pub const MIN_SUPPORTED: (u64, u64) = (1, 20);
 
 /// A node image skiff suggests when the one in use is too old.
 pub const SUGGESTED_IMAGE: &str = "kindest/node:v1.36.1";
@@ -241,6 +245,10 @@ impl Eq for Version {}
 /// The kubeadm configuration API version skiff renders for a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KubeadmApi {
+    /// `kubeadm.k8s.io/v1beta2` (Kubernetes 1.20 to 1.22): flags are maps,
+    /// and there is no `skipPhases` field, so phases are skipped on the
+    /// command line.
+    V1Beta2,
     /// `kubeadm.k8s.io/v1beta3`: component flags are `name: value` maps.
     V1Beta3,
     /// `kubeadm.k8s.io/v1beta4`: component flags are lists of `{name, value}`.
@@ -248,8 +256,9 @@ pub enum KubeadmApi {
 }
 
 impl KubeadmApi {
-    /// Picks the API for a Kubernetes version: v1beta3 for 1.23 to 1.35,
-    /// v1beta4 from 1.36 (the same split kind makes). Versions older than
+    /// Picks the API for a Kubernetes version: v1beta2 for 1.20 to 1.22,
+    /// v1beta3 for 1.23 to 1.35, v1beta4 from 1.36 (the same split kind
+    /// makes). Versions older than
     /// [`MIN_SUPPORTED`] are refused with an error that names a usable image.
     pub fn for_version(version: &Version) -> Result<KubeadmApi, RenderError> {
         if version.major() > 1 {
@@ -264,14 +273,17 @@ impl KubeadmApi {
         }
         if version.minor_at_least(1, 36) {
             Ok(KubeadmApi::V1Beta4)
-        } else {
+        } else if version.minor_at_least(1, 23) {
             Ok(KubeadmApi::V1Beta3)
+        } else {
+            Ok(KubeadmApi::V1Beta2)
         }
     }
 
     /// The `apiVersion` of the kubeadm documents.
     pub fn api_version(self) -> &'static str {
         match self {
+            KubeadmApi::V1Beta2 => "kubeadm.k8s.io/v1beta2",
             KubeadmApi::V1Beta3 => "kubeadm.k8s.io/v1beta3",
             KubeadmApi::V1Beta4 => "kubeadm.k8s.io/v1beta4",
         }
@@ -281,6 +293,13 @@ impl KubeadmApi {
     /// (true) or string maps (false).
     pub fn list_args(self) -> bool {
         matches!(self, KubeadmApi::V1Beta4)
+    }
+
+    /// Whether Init/JoinConfiguration have `skipPhases`. kubeadm reads that
+    /// field only when `--skip-phases` is not on the command line, so skiff
+    /// uses one or the other, never both.
+    pub fn has_skip_phases(self) -> bool {
+        !matches!(self, KubeadmApi::V1Beta2)
     }
 }
 
@@ -378,6 +397,14 @@ mod tests {
     #[test]
     fn picks_kubeadm_api_by_minor() {
         assert_eq!(
+            KubeadmApi::for_version(&v("v1.20.2")).unwrap(),
+            KubeadmApi::V1Beta2
+        );
+        assert_eq!(
+            KubeadmApi::for_version(&v("v1.22.17")).unwrap(),
+            KubeadmApi::V1Beta2
+        );
+        assert_eq!(
             KubeadmApi::for_version(&v("v1.23.0")).unwrap(),
             KubeadmApi::V1Beta3
         );
@@ -406,14 +433,18 @@ mod tests {
         assert_eq!(KubeadmApi::V1Beta3.to_string(), "kubeadm.k8s.io/v1beta3");
         assert!(KubeadmApi::V1Beta4.list_args());
         assert!(!KubeadmApi::V1Beta3.list_args());
+        assert!(!KubeadmApi::V1Beta2.list_args());
+        assert!(!KubeadmApi::V1Beta2.has_skip_phases());
+        assert!(KubeadmApi::V1Beta3.has_skip_phases());
+        assert_eq!(KubeadmApi::V1Beta2.api_version(), "kubeadm.k8s.io/v1beta2");
     }
 
     #[test]
-    fn refuses_versions_below_1_23() {
-        let err = KubeadmApi::for_version(&v("v1.22.17")).unwrap_err();
+    fn refuses_versions_below_1_20() {
+        let err = KubeadmApi::for_version(&v("v1.19.16")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "Kubernetes v1.22.17 is older than the oldest version skiff supports (v1.23): \
+            "Kubernetes v1.19.16 is older than the oldest version skiff supports (v1.20): \
              use a newer node image, e.g. --image kindest/node:v1.36.1"
         );
         assert!(err.hint().contains("kindest/node"));

@@ -7,7 +7,9 @@
 use futures::future::{BoxFuture, try_join_all};
 
 use crate::bootstrap;
+use crate::bootstrap::render::skip_phases_flag;
 use crate::cluster::create::{Context, StepDef, always};
+use crate::config::KubeProxyMode;
 use crate::error::Result;
 use crate::plan::NodeRole;
 use crate::ui::Step;
@@ -41,20 +43,11 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
             .collect();
         let first = control_planes[0];
         let config = format!("--config={}", bootstrap::KUBEADM_CONFIG);
-        bootstrap::run(
-            &ctx.engine,
-            first,
-            "kubeadm init",
-            &[
-                "kubeadm",
-                "init",
-                &config,
-                "--skip-phases=preflight",
-                "--skip-token-print",
-                "--v=6",
-            ],
-        )
-        .await?;
+        let proxy_disabled = ctx.config.networking.kube_proxy_mode == KubeProxyMode::None;
+        let skip = skip_phases_flag(&ctx.version, true, proxy_disabled)?;
+        let mut cmd = vec!["kubeadm", "init", &config, "--skip-token-print", "--v=6"];
+        cmd.extend(skip.as_deref());
+        bootstrap::run(&ctx.engine, first, "kubeadm init", &cmd).await?;
         if control_planes.len() > 1 {
             // Base64 keeps the binary-free text channel of exec output intact.
             let mut pack = vec![

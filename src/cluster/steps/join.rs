@@ -4,6 +4,8 @@
 use futures::future::{BoxFuture, try_join_all};
 
 use crate::bootstrap;
+use crate::bootstrap::render::skip_phases_flag;
+use crate::bootstrap::version::Version;
 use crate::cluster::create::{Context, StepDef};
 use crate::engine::Engine;
 use crate::error::Result;
@@ -34,22 +36,14 @@ fn has_workers(ctx: &Context) -> bool {
     ctx.plan.nodes.iter().any(|n| n.role == NodeRole::Worker)
 }
 
-async fn join(engine: &Engine, node: &str) -> Result<()> {
+async fn join(engine: &Engine, version: &Version, node: &str) -> Result<()> {
     let config = format!("--config={}", bootstrap::KUBEADM_CONFIG);
-    bootstrap::run(
-        engine,
-        node,
-        "kubeadm join",
-        &[
-            "kubeadm",
-            "join",
-            &config,
-            "--skip-phases=preflight",
-            "--v=6",
-        ],
-    )
-    .await
-    .map(drop)
+    let skip = skip_phases_flag(version, false, false)?;
+    let mut cmd = vec!["kubeadm", "join", &config, "--v=6"];
+    cmd.extend(skip.as_deref());
+    bootstrap::run(engine, node, "kubeadm join", &cmd)
+        .await
+        .map(drop)
 }
 
 fn run_control_planes<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>> {
@@ -62,7 +56,7 @@ fn run_control_planes<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture
             .skip(1);
         for node in nodes {
             progress.progress(&node.name);
-            join(&ctx.engine, &node.name).await?;
+            join(&ctx.engine, &ctx.version, &node.name).await?;
         }
         Ok(())
     })
@@ -75,7 +69,7 @@ fn run_workers<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, R
             .nodes
             .iter()
             .filter(|n| n.role == NodeRole::Worker)
-            .map(|n| join(&ctx.engine, &n.name));
+            .map(|n| join(&ctx.engine, &ctx.version, &n.name));
         try_join_all(joins).await.map(drop)
     })
 }

@@ -45,20 +45,24 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
             )
             .await?;
         }
-        if !ctx.config.containerd_config_patches.is_empty() {
-            let patches = ctx
+        // skiff's own settings first, so a user's patch can still override them.
+        let lacks_sys_resource = ctx.privileges.lacks("CAP_SYS_RESOURCE");
+        let mut patches = bootstrap::runtime_containerd_patches(&ctx.version, lacks_sys_resource);
+        patches.extend(ctx.config.containerd_config_patches.iter().cloned());
+        if !patches.is_empty() {
+            let nodes = ctx
                 .plan
                 .nodes
                 .iter()
                 .filter(|n| n.role != NodeRole::LoadBalancer)
-                .map(|n| patch_containerd(ctx, &n.name));
-            try_join_all(patches).await?;
+                .map(|n| patch_containerd(ctx, &n.name, &patches));
+            try_join_all(nodes).await?;
         }
         Ok(())
     })
 }
 
-async fn patch_containerd(ctx: &Context, node: &str) -> Result<()> {
+async fn patch_containerd(ctx: &Context, node: &str, patches: &[String]) -> Result<()> {
     let engine = &ctx.engine;
     let current = bootstrap::run(
         engine,
@@ -67,12 +71,12 @@ async fn patch_containerd(ctx: &Context, node: &str) -> Result<()> {
         &["cat", CONTAINERD_CONFIG],
     )
     .await?;
-    let merged =
-        patch::merge_containerd_config(&current.stdout, &ctx.config.containerd_config_patches)
-            .map_err(|e| crate::bootstrap::render::RenderError::Patch {
-                scope: "containerdConfigPatches".into(),
-                error: e,
-            })?;
+    let merged = patch::merge_containerd_config(&current.stdout, patches).map_err(|e| {
+        crate::bootstrap::render::RenderError::Patch {
+            scope: "containerdConfigPatches".into(),
+            error: e,
+        }
+    })?;
     engine
         .write_file(node, CONTAINERD_CONFIG, merged.as_bytes(), 0o644)
         .await?;

@@ -467,6 +467,10 @@ def cmd_init(args, rec):
     version = common.node_version()
     ic = cfg.get("InitConfiguration")
     cc = cfg.get("ClusterConfiguration")
+    # As kubeadm: the config's skipPhases count only when the flag is empty.
+    if not ctx.skip:
+        ctx.skip = set(ic.get("skipPhases") or [])
+        check_phases(ctx.skip, INIT_PHASES)
     nr = ic.get("nodeRegistration") or {}
     node_name = (values.get("node-name") or nr.get("name") or hostname()).lower()
     extra = dict(kubeadm_config.args_to_list(nr.get("kubeletExtraArgs")))
@@ -694,6 +698,9 @@ def cmd_join(args, rec):
     for w in cfg.warnings:
         common.klog("W", w, "strict.go:54")
     jc = cfg.get("JoinConfiguration")
+    if not ctx.skip:
+        ctx.skip = set(jc.get("skipPhases") or [])
+        check_phases(ctx.skip, JOIN_PHASES)
     nr = jc.get("nodeRegistration") or {}
     node_name = (values.get("node-name") or nr.get("name") or hostname()).lower()
     control_plane = jc.get("controlPlane") is not None
