@@ -10,7 +10,8 @@
 # SKIFF_TEST_IMAGE (and load balancers from SKIFF_TEST_LB_IMAGE). Both are
 # built here from Debian packages (scripts/build-test-*-image.sh) because no
 # registry can be reached; set either variable beforehand to test with another
-# image instead. After the run, any container or network labelled
+# image instead. tests/real_k8s.rs runs real Kubernetes from SKIFF_REAL_IMAGE
+# (scripts/build-real-node-image.sh). After the run, any container or network labelled
 # io.skiff.cluster that appeared during the run is reported as leaked, removed,
 # and fails the run.
 set -euo pipefail
@@ -36,6 +37,18 @@ fi
 export SKIFF_TEST_IMAGE SKIFF_TEST_LB_IMAGE
 log "SKIFF_TEST_IMAGE=$SKIFF_TEST_IMAGE"
 log "SKIFF_TEST_LB_IMAGE=$SKIFF_TEST_LB_IMAGE"
+
+# Real Kubernetes (tests/real_k8s.rs): built offline from Debian's source
+# package, about 40 minutes cold on two cores, seconds once cached. Set
+# SKIFF_SKIP_REAL=1 for a quick local run without it (CI never does).
+if [[ "${SKIFF_SKIP_REAL:-}" != 1 && -z "${SKIFF_REAL_IMAGE:-}" ]]; then
+	real_out="$(scripts/build-real-node-image.sh)"
+	SKIFF_REAL_IMAGE="$(tail -n 1 <<<"$real_out")"
+	SKIFF_TEST_POD_IMAGE="$(sed -n 's/^pod-image=//p' <<<"$real_out")"
+	SKIFF_TEST_KUBECTL="$(scripts/build-kubernetes.sh | tail -n 1)/kubectl"
+	export SKIFF_REAL_IMAGE SKIFF_TEST_POD_IMAGE SKIFF_TEST_KUBECTL
+	log "SKIFF_REAL_IMAGE=$SKIFF_REAL_IMAGE"
+fi
 
 # Split our arguments: before `--` for cargo, after it for the test binaries.
 cargo_args=()

@@ -150,8 +150,24 @@ pub struct NodeImageArgs {
     /// Download from this mirror: <URL>/<host>/<path> for each official URL.
     #[arg(long, value_name = "URL", env = crate::download::MIRROR_ENV)]
     pub mirror: Option<String>,
+    /// Leave crictl out (for mirrors without it; skiff never runs it).
+    #[arg(long)]
+    pub without_crictl: bool,
+    /// Use image TO where the default CNI or storage manifest pins FROM (and
+    /// preload TO); repeatable. For mirrors that hold images under other names.
+    #[arg(long, value_name = "FROM=TO", value_parser = parse_substitute)]
+    pub substitute_image: Vec<(String, String)>,
     #[arg(short, long, value_enum, default_value_t)]
     pub output: ReadOutput,
+}
+
+fn parse_substitute(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+            Ok((from.trim().to_string(), to.trim().to_string()))
+        }
+        _ => Err("expected FROM=TO, two image references".to_string()),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -977,6 +993,8 @@ async fn run_build_node_image(
         base_image: args.base_image,
         tag: args.tag,
         arch: args.arch,
+        without_crictl: args.without_crictl,
+        substitutes: args.substitute_image,
     };
     let built = crate::build::node_image(&engine, ui, &downloader, &options).await?;
     match args.output {

@@ -410,3 +410,99 @@ fn containerd_patches_are_merged_into_every_node() {
     );
     assert!(applied.iter().any(|m| m.contains("kind: StorageClass")));
 }
+
+#[test]
+fn containerd_gets_restrict_oom_score_adj_where_nodes_lack_cap_sys_resource() {
+    let guard = create("oom", &[]);
+    let node = format!("{}-control-plane", guard.0);
+    let dropped = inspect(&node, "{{json .HostConfig.CapDrop}}");
+    let toml = docker_out(&["exec", &node, "cat", "/etc/containerd/config.toml"]);
+    let restricted = toml.contains("restrict_oom_score_adj = true");
+    // Without CAP_SYS_RESOURCE runc cannot give the kubelet's pods negative
+    // OOM scores, and every pod sandbox fails unless containerd caps them.
+    assert_eq!(
+        restricted,
+        dropped.contains("SYS_RESOURCE"),
+        "CapDrop {dropped}: {toml}"
+    );
+}
+
+#[test]
+fn kube_proxy_mode_none_skips_the_kube_proxy_addon() {
+    let dir = temp_dir();
+    let config = config_file(
+        &dir,
+        "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nnetworking:\n  kubeProxyMode: none\n",
+    );
+    let name = unique_name("noproxy");
+    let _guard = ClusterGuard(name.clone());
+    let image = image();
+    skiff(&["create", &name, "--image", &image, "--config", &config]).ok();
+    let cp = format!("{name}-control-plane");
+    let init = calls_with(&cp, "kubeadm", "init");
+    let argv = init[0]["argv"].to_string();
+    // kubeadm reads skipPhases from the config only without --skip-phases.
+    assert!(!argv.contains("--skip-phases"), "{argv}");
+    assert!(kubeadm_conf(&cp).contains("addon/kube-proxy"));
+    let out = docker(&[
+        "exec",
+        &cp,
+        "kubectl",
+        "--kubeconfig=/etc/kubernetes/admin.conf",
+        "-n",
+        "kube-system",
+        "get",
+        "daemonset",
+        "kube-proxy",
+    ]);
+    assert!(!out.status.success(), "kube-proxy was installed anyway");
+}
+
+#[test]
+fn a_lone_control_plane_is_untainted_and_may_serve_load_balancers() {
+    let guard = create("lone", &[]);
+    let cp = format!("{}-control-plane", guard.0);
+    let node = docker_out(&[
+        "exec",
+        &cp,
+        "kubectl",
+        "--kubeconfig=/etc/kubernetes/admin.conf",
+        "get",
+        "node",
+        &cp,
+        "-o",
+        "json",
+    ]);
+    let node: serde_json::Value = serde_json::from_str(&node).unwrap();
+    let labels = node["metadata"]["labels"].as_object().unwrap();
+    // MetalLB's speaker skips nodes with this label.
+    assert!(
+        !labels.contains_key("node.kubernetes.io/exclude-from-external-load-balancers"),
+        "{labels:?}"
+    );
+    assert!(node["spec"]["taints"].is_null(), "{}", node["spec"]);
+}
+
+#[test]
+fn an_image_cni_manifest_with_the_patch_marker_gets_the_endpoint() {
+    let manifest = "# would you kindly patch this file\napiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kindnet\n  namespace: kube-system\nspec:\n  selector:\n    matchLabels: {app: kindnet}\n  template:\n    metadata:\n      labels: {app: kindnet}\n    spec:\n      containers:\n      - name: kindnet-cni\n        image: kindnet:test\n        env:\n        - name: POD_SUBNET\n          value: {{ .PodSubnet }}\n";
+    let image = image_with_files(
+        "cni-marker",
+        &[("/kind/manifests/default-cni.yaml", manifest)],
+    );
+    let name = unique_name("cnimark");
+    let _guard = ClusterGuard(name.clone());
+    skiff(&["create", &name, "--image", &image]).ok();
+    let cp = format!("{name}-control-plane");
+    let applied: Vec<String> = calls_with(&cp, "kubectl", "apply")
+        .iter()
+        .map(|c| c["stdin"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let cni = applied
+        .iter()
+        .find(|m| m.contains("kindnet-cni"))
+        .expect("the CNI manifest was applied");
+    assert!(cni.contains("CONTROL_PLANE_ENDPOINT"), "{cni}");
+    assert!(cni.contains(&format!("{cp}:6443")), "{cni}");
+    assert!(cni.contains("10.244.0.0/16"), "{cni}");
+}

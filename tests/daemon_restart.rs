@@ -6,55 +6,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn owns_docker() -> bool {
-    std::env::var("SKIFF_TEST_OWNS_DOCKER").is_ok_and(|v| v == "1")
-}
-
-fn docker_up() -> bool {
-    docker(&["info"]).status.success()
-}
-
-/// Stops dockerd (SIGTERM, as a service manager or a shutdown would) and
-/// starts it again the way scripts/ensure-docker.sh does.
-fn restart_dockerd() {
-    let pid = std::fs::read_to_string("/var/run/docker.pid").expect("dockerd pid file");
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", pid.trim()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let start = Instant::now();
-    while docker_up() || std::path::Path::new(&format!("/proc/{}", pid.trim())).exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "dockerd did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let status = Command::new("bash")
-        .args([
-            "-c",
-            "nohup setsid dockerd >>/var/log/skiff-dockerd.log 2>&1 </dev/null &",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let start = Instant::now();
-    while !docker_up() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "dockerd did not come back"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn clusters_survive_a_docker_restart_and_delete_all_removes_them() {

@@ -57,9 +57,46 @@ pub fn images_in(manifest: &str) -> Vec<String> {
     images
 }
 
+/// `manifest` with every `image:` field that names `from` pointing at `to`
+/// instead (`skiff build node-image --substitute-image FROM=TO`): for
+/// air-gapped builds whose mirror registry, or local engine, holds an image
+/// under another name than the one skiff pins, often by a digest that cannot
+/// be reproduced there. Other lines are left exactly as they are.
+pub fn substitute_images(manifest: &str, substitutes: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(manifest.len());
+    for line in manifest.split_inclusive('\n') {
+        let body = line.trim_start().trim_start_matches("- ");
+        let replaced = body.strip_prefix("image:").and_then(|value| {
+            let image = value.trim().trim_matches(['"', '\'']);
+            let (_, to) = substitutes.iter().find(|(from, _)| from == image)?;
+            let indent = &line[..line.len() - body.len()];
+            let newline = if line.ends_with('\n') { "\n" } else { "" };
+            Some(format!("{indent}image: {to}{newline}"))
+        });
+        out.push_str(replaced.as_deref().unwrap_or(line));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn substitutes_replace_exact_image_references_only() {
+        let manifest = "containers:\n  - name: a\n    image: docker.io/library/busybox:1.37.0@sha256:abc\n  - image: \"other:1\"\n# image: docker.io/library/busybox:1.37.0@sha256:abc\n";
+        let subs = vec![(
+            "docker.io/library/busybox:1.37.0@sha256:abc".to_string(),
+            "skiff.local/busybox:1.35.0".to_string(),
+        )];
+        let out = substitute_images(manifest, &subs);
+        assert_eq!(
+            out,
+            "containers:\n  - name: a\n    image: skiff.local/busybox:1.35.0\n  - image: \"other:1\"\n# image: docker.io/library/busybox:1.37.0@sha256:abc\n"
+        );
+        assert_eq!(images_in(&out), ["skiff.local/busybox:1.35.0", "other:1"]);
+        assert_eq!(substitute_images(manifest, &[]), manifest);
+    }
     use crate::bootstrap::render::render_image_cni;
 
     #[test]

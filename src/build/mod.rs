@@ -81,6 +81,8 @@ pub enum BuildError {
     Archive { url: String, reason: String },
     #[error("cannot assemble the build context: {reason}")]
     Context { reason: String },
+    #[error("no default manifest uses the image {from}")]
+    Substitute { from: String, used: Vec<String> },
     #[error("cannot render the default manifests: {0}")]
     Manifests(#[from] RenderError),
     #[error("{tag} was built, but preloading images into it failed ({step}): {detail}")]
@@ -94,7 +96,10 @@ pub enum BuildError {
 impl BuildError {
     /// Wrong input rather than a failure: nothing was changed.
     pub fn is_usage(&self) -> bool {
-        matches!(self, BuildError::Version { .. } | BuildError::Tag { .. })
+        matches!(
+            self,
+            BuildError::Version { .. } | BuildError::Tag { .. } | BuildError::Substitute { .. }
+        )
     }
 
     pub fn hint(&self) -> Option<String> {
@@ -129,6 +134,10 @@ impl BuildError {
                     .into()
             }
             BuildError::Manifests(e) => e.hint().to_string(),
+            BuildError::Substitute { used, .. } => format!(
+                "--substitute-image takes FROM=TO where FROM is one of: {}",
+                used.join(", ")
+            ),
             BuildError::Preload { tag, .. } => format!(
                 "{tag} works but its nodes pull the control-plane images at cluster start; run \
                  again with -v for details"
@@ -146,6 +155,13 @@ pub struct NodeImageOptions {
     pub tag: Option<String>,
     /// Default: the engine's architecture.
     pub arch: Option<Arch>,
+    /// Build without crictl, for mirrors that do not carry it. skiff itself
+    /// never runs crictl (it skips kubeadm's preflight, the one kubeadm
+    /// phase that insists on it before 1.24); users lose it inside nodes.
+    pub without_crictl: bool,
+    /// `(FROM, TO)`: the default manifests use image TO wherever they pin
+    /// FROM, and TO is preloaded instead (see [`manifests::substitute_images`]).
+    pub substitutes: Vec<(String, String)>,
 }
 
 /// A built node image.
@@ -175,7 +191,8 @@ pub async fn node_image(
     downloader: &Downloader,
     options: &NodeImageOptions,
 ) -> Result<BuiltImage> {
-    let pins = Pins::for_version(&options.kubernetes_version)?;
+    let mut pins = Pins::for_version(&options.kubernetes_version)?;
+    pins.with_crictl = !options.without_crictl;
     let version = pins.kubernetes.as_str().to_string();
     let tag = options.tag.clone().unwrap_or_else(|| default_tag(&version));
     check_tag(&tag)?;
@@ -188,10 +205,15 @@ pub async fn node_image(
             Arch::from_engine(&name).ok_or(BuildError::EngineArch(name))?
         }
     };
+    let crictl = if pins.with_crictl {
+        pins.crictl
+    } else {
+        "none"
+    };
     ui.info(format!(
-        "Building {tag}: Kubernetes {version} ({arch}) on {base}; crictl {}, CNI plugins {} \
-         (as in kind {})",
-        pins.crictl, pins.cni_plugins, pins.source
+        "Building {tag}: Kubernetes {version} ({arch}) on {base}; crictl {crictl}, CNI plugins {} \
+         (pins from {})",
+        pins.cni_plugins, pins.source
     ));
 
     let step = ui.step(&format!("Check base image {base}"));
@@ -229,6 +251,9 @@ pub async fn node_image(
     };
     let cni = manifests::default_cni().map_err(BuildError::from)?;
     let storage = manifests::default_storage().map_err(BuildError::from)?;
+    check_substitutes(&options.substitutes, &[&cni, &storage])?;
+    let cni = manifests::substitute_images(&cni, &options.substitutes);
+    let storage = manifests::substitute_images(&storage, &options.substitutes);
     let entries = entries(
         &version,
         &wanted,
@@ -324,6 +349,23 @@ pub async fn node_image(
         preloaded: preloaded.loaded,
         not_preloaded: preloaded.missing,
     })
+}
+
+/// Every substitute must name an image a default manifest uses: a typo
+/// would otherwise build an image that pulls at cluster start.
+fn check_substitutes(substitutes: &[(String, String)], manifests: &[&str]) -> Result<()> {
+    let used: Vec<String> = manifests
+        .iter()
+        .flat_map(|m| manifests::images_in(m))
+        .collect();
+    match substitutes.iter().find(|(from, _)| !used.contains(from)) {
+        Some((from, _)) => Err(BuildError::Substitute {
+            from: from.clone(),
+            used,
+        }
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// What the base image brings.
@@ -467,7 +509,12 @@ fn labels(
         ("io.skiff.base-image-id".to_string(), facts.id.clone()),
         (
             "io.skiff.crictl-version".to_string(),
-            pins.crictl.to_string(),
+            if pins.with_crictl {
+                pins.crictl
+            } else {
+                "none"
+            }
+            .to_string(),
         ),
         (
             "io.skiff.cni-plugins-version".to_string(),

@@ -32,19 +32,29 @@ pub const RUNC_VERSION: &str = "v1.4.2";
 /// newest first. A minor newer than the first row uses the first row:
 /// crictl and the CNI plugins work across several Kubernetes releases.
 const TOOL_PINS: &[(u64, &str, &str, &str)] = &[
-    (36, "v1.36.0", "v1.9.1", "v0.32.0"),
-    (35, "v1.33.0", "v1.8.0", "v0.31.0"),
-    (34, "v1.33.0", "v1.7.1", "v0.30.0"),
-    (33, "v1.33.0", "v1.7.1", "v0.29.0"),
-    (32, "v1.32.0", "v1.6.1", "v0.27.0"),
-    (31, "v1.30.0", "v1.5.1", "v0.25.0"),
-    (30, "v1.29.0", "v1.4.1", "v0.23.0"),
-    (29, "v1.28.0", "v1.3.0", "v0.22.0"),
+    (36, "v1.36.0", "v1.9.1", "kind v0.32.0"),
+    (35, "v1.33.0", "v1.8.0", "kind v0.31.0"),
+    (34, "v1.33.0", "v1.7.1", "kind v0.30.0"),
+    (33, "v1.33.0", "v1.7.1", "kind v0.29.0"),
+    (32, "v1.32.0", "v1.6.1", "kind v0.27.0"),
+    (31, "v1.30.0", "v1.5.1", "kind v0.25.0"),
+    (30, "v1.29.0", "v1.4.1", "kind v0.23.0"),
+    (29, "v1.28.0", "v1.3.0", "kind v0.22.0"),
+    // Not from a kind release: the CNI plugins release Debian bookworm
+    // packages (v1.1.1, which the offline tests serve from a mirror), and the
+    // crictl release of 1.22. kind's images of that era shipped CNI plugins
+    // v0.8/v0.9; v1.1.1 speaks the same CNI spec versions and more.
+    (
+        20,
+        "v1.22.0",
+        "v1.1.1",
+        "skiff (CNI plugins as packaged by Debian bookworm)",
+    ),
 ];
 
 /// The oldest Kubernetes minor skiff builds images for: the oldest row of
-/// the pin table.
-pub const MIN_BUILD_MINOR: u64 = 29;
+/// the pin table, and the oldest release skiff bootstraps.
+pub const MIN_BUILD_MINOR: u64 = 20;
 
 /// A CPU architecture of node images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -85,8 +95,10 @@ pub struct Pins {
     pub kubernetes: Version,
     pub crictl: &'static str,
     pub cni_plugins: &'static str,
-    /// The kind release the crictl/CNI pair comes from.
+    /// Where the crictl/CNI pair comes from (a kind release, usually).
     pub source: &'static str,
+    /// Whether crictl goes into the image (`--without-crictl` leaves it out).
+    pub with_crictl: bool,
 }
 
 impl Pins {
@@ -123,6 +135,7 @@ impl Pins {
             crictl,
             cni_plugins: cni,
             source,
+            with_crictl: true,
         })
     }
 
@@ -141,13 +154,15 @@ impl Pins {
                 )
             })
             .collect();
-        out.push((
-            crictl(self.crictl, a),
-            Payload::Archive {
-                dir: "usr/local/bin",
-                required: &["crictl"],
-            },
-        ));
+        if self.with_crictl {
+            out.push((
+                crictl(self.crictl, a),
+                Payload::Archive {
+                    dir: "usr/local/bin",
+                    required: &["crictl"],
+                },
+            ));
+        }
         out.push((
             cni_plugins(self.cni_plugins, a),
             Payload::Archive {
@@ -228,8 +243,10 @@ mod tests {
     fn versions_must_name_a_release_skiff_can_build() {
         let e = Pins::for_version("v1.36").unwrap_err().to_string();
         assert!(e.contains("full release version"), "{e}");
-        let e = Pins::for_version("v1.28.3").unwrap_err().to_string();
-        assert!(e.contains("v1.29 and newer"), "{e}");
+        let e = Pins::for_version("v1.19.16").unwrap_err().to_string();
+        assert!(e.contains("v1.20 and newer"), "{e}");
+        let p = Pins::for_version("v1.20.2").unwrap();
+        assert_eq!((p.crictl, p.cni_plugins), ("v1.22.0", "v1.1.1"));
         assert!(Pins::for_version("latest").is_err());
     }
 
@@ -263,6 +280,19 @@ mod tests {
         assert!(runtime[1].starts_with(
             "https://github.com/opencontainers/runc/releases/download/v1.4.2/runc.amd64 "
         ));
+    }
+
+    #[test]
+    fn crictl_can_be_left_out() {
+        let mut pins = Pins::for_version("v1.20.2").unwrap();
+        pins.with_crictl = false;
+        let urls: Vec<String> = pins
+            .artifacts(Arch::Amd64)
+            .into_iter()
+            .map(|(a, _)| a.url)
+            .collect();
+        assert_eq!(urls.len(), 4, "{urls:?}");
+        assert!(!urls.iter().any(|u| u.contains("cri-tools")), "{urls:?}");
     }
 
     #[test]

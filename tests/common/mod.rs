@@ -62,7 +62,7 @@ impl Run {
     }
 }
 
-fn to_run(out: Output) -> Run {
+pub fn to_run(out: Output) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -139,21 +139,39 @@ pub fn calls_with(node: &str, tool: &str, word: &str) -> Vec<serde_json::Value> 
 
 /// The test image with `/kind/version` replaced, made once per version.
 pub fn image_with_version(version: &str) -> String {
+    image_with_files(
+        &format!("version-{version}"),
+        &[("/kind/version", &format!("{version}\n"))],
+    )
+}
+
+/// The test image with `files` (path, content) added, made once per tag
+/// with `docker commit` (offline, no build needed).
+pub fn image_with_files(tag: &str, files: &[(&str, &str)]) -> String {
     let base = image();
     let base_id = docker_out(&["image", "inspect", "-f", "{{.Id}}", &base]);
     let reference = format!(
-        "skiff-test-version:{version}-{}",
+        "skiff-test-{tag}:{}",
         &base_id.trim_start_matches("sha256:")[..12]
     );
     if docker(&["image", "inspect", &reference]).status.success() {
         return reference;
     }
-    let container = format!("skiff-version-{}-{version}", std::process::id());
+    let container = format!("skiff-files-{}-{tag}", std::process::id());
     docker_out(&["create", "--name", &container, &base]);
+    // One tree copied onto `/`: `docker cp` creates no parent directories
+    // for a single file.
     let dir = temp_dir();
-    std::fs::write(dir.path().join("version"), format!("{version}\n")).unwrap();
-    let src = dir.path().join("version").display().to_string();
-    docker_out(&["cp", &src, &format!("{container}:/kind/version")]);
+    for (path, content) in files {
+        let dest = dir.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(&dest, content).unwrap();
+    }
+    // The tree's root stands for `/`: give it the mode `/` has.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let src = format!("{}/.", dir.path().display());
+    docker_out(&["cp", &src, &format!("{container}:/")]);
     let committed = docker(&["commit", &container, &reference]);
     let _ = docker(&["rm", "-f", &container]);
     assert!(committed.status.success());
@@ -269,4 +287,50 @@ pub fn derived_image(tag: &str, entrypoint_json: &str) -> String {
         String::from_utf8_lossy(&committed.stderr)
     );
     reference
+}
+
+/// Whether this test run may restart the engine (`SKIFF_TEST_OWNS_DOCKER=1`).
+pub fn owns_docker() -> bool {
+    std::env::var("SKIFF_TEST_OWNS_DOCKER").is_ok_and(|v| v == "1")
+}
+
+pub fn docker_up() -> bool {
+    docker(&["info"]).status.success()
+}
+
+/// Stops dockerd (SIGTERM, as a service manager or a shutdown would) and
+/// starts it again the way scripts/ensure-docker.sh does.
+pub fn restart_dockerd() {
+    let pid = std::fs::read_to_string("/var/run/docker.pid").expect("dockerd pid file");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", pid.trim()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = std::time::Instant::now();
+    while docker_up() || std::path::Path::new(&format!("/proc/{}", pid.trim())).exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "dockerd did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let status = std::process::Command::new("bash")
+        .args([
+            "-c",
+            "nohup setsid dockerd >>/var/log/skiff-dockerd.log 2>&1 </dev/null &",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = std::time::Instant::now();
+    while !docker_up() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "dockerd did not come back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -57,8 +57,17 @@ fn run_cni<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Resul
     Box::pin(async move {
         let node = first_control_plane(ctx);
         let pod_subnet = &ctx.config.networking.pod_subnet;
+        // kindnet-style manifests take the API server address from the
+        // patch marker: the load balancer when there is one, so the pod
+        // network keeps working while any one control plane is down.
+        let endpoint = ctx
+            .plan
+            .nodes
+            .iter()
+            .find(|n| n.role == NodeRole::LoadBalancer)
+            .map_or(node, |lb| lb.name.as_str());
         let manifest = match image_manifest(ctx, node, "/kind/manifests/default-cni.yaml").await? {
-            Some(text) => render::render_image_cni(&text, pod_subnet),
+            Some(text) => render::render_image_cni_with_endpoint(&text, pod_subnet, endpoint)?,
             None => render::render_manifest(render::CniOrStorage::Cni, pod_subnet)?,
         };
         apply(ctx, "applying the CNI manifest", &manifest).await
