@@ -93,7 +93,11 @@ fetch_deb() {
 
 build_image() { # build_image REF CONTEXT_DIR
 	log "building $1"
-	docker build -q -t "$1" "$2" >/dev/null
+	# Quiet unless it fails: the classic builder's deprecation notice is noise.
+	docker build -q -t "$1" "$2" >"$work/build.log" 2>&1 || {
+		cat "$work/build.log" >&2
+		return 1
+	}
 }
 
 # --- 2. component images ------------------------------------------------------
@@ -190,8 +194,10 @@ tar -C "$work/cni-deb/usr/lib/cni" -czf "$cni_dir/$cni_tgz" .
 
 python3 - "$mirror" "$work/mirror.port" <<'EOF' &
 import functools, http.server, sys
-handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
-handler.log_message = lambda *a: None
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+handler = functools.partial(Quiet, directory=sys.argv[1])
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
 open(sys.argv[2], "w").write(str(server.server_address[1]))
 server.serve_forever()

@@ -281,7 +281,7 @@ pub struct CreateArgs {
     /// How long to wait for the cluster to be ready, e.g. 90s, 5m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
     pub wait: Duration,
-    /// Add-ons to enable besides the defaults (storage, dns), e.g. ingress,registry.
+    /// Add-ons to enable, e.g. ingress,registry.
     #[arg(long, value_delimiter = ',', value_name = "ADDON,...")]
     pub addons: Vec<String>,
     /// Keep the nodes when creation fails, for debugging.

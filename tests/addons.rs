@@ -85,11 +85,12 @@ fn enable_list_reenable_disable() {
     let name = cluster.0.as_str();
     let cp = format!("{name}-control-plane");
 
-    // `skiff create` enabled the default add-ons.
+    // `skiff create` enables no add-on by default: kubeadm's CoreDNS and
+    // the image's StorageClass need no pull.
     let before = listed(name);
-    assert_eq!(before["storage"]["enabled"], true);
-    assert_eq!(before["dns"]["enabled"], true);
-    assert_eq!(before["storage"]["default"], true);
+    assert_eq!(before["storage"]["enabled"], false);
+    assert_eq!(before["dns"]["enabled"], false);
+    assert_eq!(before["storage"]["default"], false);
     assert_eq!(before["dashboard"]["enabled"], false);
     assert_eq!(before["dashboard"]["values"], Value::Null);
 

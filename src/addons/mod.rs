@@ -107,7 +107,8 @@ pub fn resolve(requests: &[Request]) -> std::result::Result<Vec<Resolved>, Addon
         .collect()
 }
 
-/// What `skiff create` installs: the default add-ons, then the requested
+/// What `skiff create` installs: the default add-ons (none today: see
+/// `templates/addons/dns/addon.yaml`), then the requested
 /// ones, each once (requested values win over a default's).
 pub fn create_set(requested: &[AddonRef]) -> Vec<AddonRef> {
     let mut out: Vec<AddonRef> = catalogue::all()

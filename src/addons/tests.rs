@@ -630,7 +630,7 @@ fn create_installs_defaults_then_requested() {
         dns.clone(),
     ]);
     let names: Vec<&str> = set.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(names, ["storage", "dns", "ingress"]);
+    assert_eq!(names, ["ingress", "dns"]);
     assert_eq!(set[1], dns);
 }
 

@@ -118,13 +118,18 @@ pub async fn image_version(engine: &Engine, image: &str) -> crate::error::Result
 }
 
 /// `v1.36.1` from `kindest/node:v1.36.1@sha256:...`; None for other tags.
+/// Only a plain release tag counts: `v1.20.2-abc123` may be a build of
+/// v1.20.2 tagged with its inputs (as skiff's own test images are), not the
+/// pre-release it would parse as, so such images are read instead.
 pub fn version_from_reference(image: &str) -> Option<Version> {
     let without_digest = image.split('@').next()?;
     let (repo, tag) = without_digest.rsplit_once(':')?;
     if repo.ends_with('/') || tag.contains('/') || !tag.starts_with('v') {
         return None;
     }
-    Version::parse(tag).ok()
+    Version::parse(tag)
+        .ok()
+        .filter(|v| !v.is_pre_release() && v.build_metadata().is_none())
 }
 
 /// containerd settings skiff needs on every node of this cluster, as
@@ -318,5 +323,7 @@ mod tests {
         assert!(version_from_reference("skiff-test-node:latest").is_none());
         assert!(version_from_reference("localhost:5000/node").is_none());
         assert!(version_from_reference("node@sha256:abc").is_none());
+        assert!(version_from_reference("skiff-real-node:v1.20.2-1ad2a292ee6b").is_none());
+        assert!(version_from_reference("kindest/node:v1.35.0-alpha.1").is_none());
     }
 }

@@ -8,15 +8,19 @@
 use futures::future::BoxFuture;
 
 use crate::addons::{self, EnableOptions, Request};
-use crate::cluster::create::{Context, StepDef, always};
+use crate::cluster::create::{Context, StepDef};
 use crate::error::Result;
 use crate::ui::Step;
 
 pub const STEP: StepDef = StepDef {
     name: "Enable add-ons",
-    applies: always,
+    applies,
     run,
 };
+
+fn applies(ctx: &Context) -> bool {
+    !addons::create_set(&ctx.config.addons).is_empty()
+}
 
 fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
