@@ -213,6 +213,12 @@ fn docker_logs_of(cluster: &str) -> String {
 /// Every node Ready, each kubelet at `version`, `expected` nodes in all.
 #[track_caller]
 fn assert_ready(c: &Cluster, expected: usize, version: &str) {
+    // After a restart the API server answers before it is ready (its RBAC
+    // bootstrap hook, for one), and Nodes still show their old status.
+    wait_for(240, "/readyz is ok", || {
+        let out = c.kubectl(&["get", "--raw", "/readyz"], None);
+        (out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok").then_some(())
+    });
     c.kubectl_eventually(
         240,
         &[
@@ -308,6 +314,14 @@ fn echo_pods(c: &Cluster, nodes: usize) -> Vec<(String, String, String)> {
     }
 }
 
+/// The body of `GET /` on `ip:port`, fetched from inside `pod` (retried
+/// while it fails). With nc: Debian's static busybox wget crashes in glibc's
+/// resolver, even for a literal address.
+fn http_get(c: &Cluster, pod: &str, ip: &str, port: &str) -> String {
+    let script = r#"r=$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 "$0" "$1") && [ -n "$r" ] && echo "$r" | tail -n 1"#;
+    c.kubectl_eventually(60, &["exec", pod, "--", "sh", "-c", script, ip, port])
+}
+
 /// From every echo pod: another node's pod by IP, and the Service by its
 /// ClusterIP, both answer with the serving pod's name.
 fn assert_pod_network(c: &Cluster, nodes: usize) {
@@ -319,12 +333,13 @@ fn assert_pod_network(c: &Cluster, nodes: usize) {
         if nodes > 1 {
             assert_ne!(node, other_node, "one echo pod per node");
         }
-        let url = format!("http://{other_ip}:8080/");
-        let body = c.kubectl_eventually(60, &["exec", name, "--", "wget", "-qO-", "-T", "5", &url]);
-        assert_eq!(body.trim(), other_name, "{name} on {node} -> {url}");
-        let url = format!("http://{service_ip}/");
-        let body = c.kubectl_eventually(60, &["exec", name, "--", "wget", "-qO-", "-T", "5", &url]);
-        assert!(names.contains(&body.trim()), "{name} -> {url}: {body}");
+        let body = http_get(c, name, other_ip, "8080");
+        assert_eq!(body.trim(), other_name, "{name} on {node} -> {other_ip}");
+        let body = http_get(c, name, &service_ip, "80");
+        assert!(
+            names.contains(&body.trim()),
+            "{name} -> {service_ip}: {body}"
+        );
     }
 }
 
@@ -358,6 +373,15 @@ fn check_topology(tag: &str, control_planes: u32, workers: u32, restart_engine: 
     let nodes = (control_planes + workers) as usize;
     let c = create(&real, tag, control_planes, workers);
     assert_ready(&c, nodes, version);
+    if nodes == 1 {
+        // kubeadm 1.20 taints with `master`, 1.24+ with `control-plane`.
+        let taints = c.kubectl_ok(&["get", "nodes", "-o", "jsonpath={.items[*].spec.taints}"]);
+        assert_eq!(
+            taints.trim(),
+            "",
+            "a lone control plane must take workloads"
+        );
+    }
     let endpoint = c.server();
     let kubeconfig = std::fs::read_to_string(&c.kubeconfig).unwrap();
 
