@@ -60,16 +60,9 @@ fn inotify_limits_are_judged_and_a_bad_one_stops_create_before_any_change() {
             .unwrap()
             .contains("max_user_instances=128")
     );
-    assert!(
-        f["fix"]
-            .as_str()
-            .unwrap()
-            .contains("sudo sysctl fs.inotify.max_user_instances=512")
-            || f["fix"]
-                .as_str()
-                .unwrap()
-                .contains("fs.inotify.max_user_instances=512")
-    );
+    assert!(f["fix"].as_str().unwrap().contains(
+        "sudo sysctl fs.inotify.max_user_watches=524288 fs.inotify.max_user_instances=512"
+    ));
 
     let bad = proc_sys(&dir.path().join("bad"), 1000, 8);
     let run = doctor_with(&bad, &[]);

@@ -154,11 +154,16 @@ pub async fn run(engine_host: Option<String>, config: Option<&Cluster>) -> Repor
 pub async fn preflight(engine: &Engine, ui: &Ui, config: &Cluster) -> Result<(), DoctorError> {
     let facts = host::gather(Ok(engine), Some(config), host::Paths::from_env(), false).await;
     let report = Report::new(checks::all(&facts));
-    for f in report.findings.iter().filter(|f| f.status == Status::Warn) {
-        match &f.fix {
-            Some(fix) => ui.warn(format!("{}: {} (fix: {fix})", f.check, f.message)),
-            None => ui.warn(format!("{}: {}", f.check, f.message)),
-        }
+    let warnings: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.status == Status::Warn)
+        .collect();
+    for f in &warnings {
+        ui.warn(format!("{}: {}", f.check, f.message));
+    }
+    if !warnings.is_empty() {
+        ui.info("`skiff doctor` shows how to fix these");
     }
     let failures: Vec<Finding> = report.failures().cloned().collect();
     if failures.is_empty() {
