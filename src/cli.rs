@@ -768,7 +768,6 @@ async fn run_create(args: CreateArgs, engine_host: Option<String>, ui: &Ui) -> R
         retain: args.retain,
         kubeconfig: args.kubeconfig.clone(),
     };
-    crate::doctor::preflight(&engine, ui, &config).await?;
     let steps = cluster::create_steps();
     let plan = create::create(&engine, ui, config, options, &steps).await?;
     match args.output {

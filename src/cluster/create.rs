@@ -303,6 +303,8 @@ pub async fn create(
 ) -> Result<Plan> {
     ensure_absent(engine, &config.name).await?;
     check_kubeconfig(options.kubeconfig.as_deref())?;
+    // `skiff doctor`'s checks: a failure stops here, before any change.
+    crate::doctor::preflight(engine, ui, &config).await?;
     let create_id = new_create_id();
     let (plan, facts, version) = plan(engine, &config, &create_id).await?;
     let traits = engine_traits(engine).await?;
