@@ -9,6 +9,8 @@
 //! | 1    | failure (engine, cluster, bootstrap, I/O) |
 //! | 2    | usage error or invalid configuration; nothing was changed |
 //! | 130  | interrupted (Ctrl-C); everything created so far was removed |
+//!
+//! `skiff exec` exits with the command's own code ([`Error::CommandExit`]).
 
 use crate::addons::AddonError;
 use crate::cluster::ClusterError;
