@@ -342,15 +342,25 @@ fn bracket(ip: IpAddr) -> String {
     }
 }
 
-/// The host ports a container publishes, from its inspect.
+/// The host ports a container publishes, from its inspect: the ports bound
+/// now when it runs (a `hostPort: 0` is only known there), else the
+/// configured bindings.
 pub fn published_ports(
     node: &str,
     inspect: &bollard::models::ContainerInspectResponse,
 ) -> Vec<Published> {
-    let bindings = inspect
-        .host_config
+    let bound = inspect
+        .network_settings
         .as_ref()
-        .and_then(|h| h.port_bindings.clone())
+        .and_then(|n| n.ports.clone())
+        .filter(|p| p.values().any(Option::is_some));
+    let bindings = bound
+        .or_else(|| {
+            inspect
+                .host_config
+                .as_ref()
+                .and_then(|h| h.port_bindings.clone())
+        })
         .unwrap_or_default();
     let mut out = Vec::new();
     for (key, list) in bindings {
@@ -359,7 +369,12 @@ pub fn published_ports(
             continue;
         };
         for b in list.into_iter().flatten() {
-            let Some(host_port) = b.host_port.as_deref().and_then(|p| p.parse().ok()) else {
+            let Some(host_port) = b
+                .host_port
+                .as_deref()
+                .and_then(|p| p.parse::<u16>().ok())
+                .filter(|p| *p != 0)
+            else {
                 continue;
             };
             out.push(Published {
@@ -581,5 +596,17 @@ mod tests {
         assert_eq!(ports.len(), 2);
         assert_eq!(ports[0].container_port, 6443);
         assert_eq!(ports[1].host_port, 38080);
+        // A running container: what the engine bound, including picked ports.
+        let inspect: bollard::models::ContainerInspectResponse = serde_json::from_value(json!({
+            "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "0"}]}},
+            "NetworkSettings": {"Ports": {
+                "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "49153"}],
+                "443/tcp": null,
+            }}
+        }))
+        .unwrap();
+        let ports = published_ports("n", &inspect);
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].host_port, 49153);
     }
 }
