@@ -121,6 +121,20 @@ fn ip_prints_node_addresses_and_unknown_names_suggest_the_closest() {
         run.stderr
     );
 
+    // A stopped node keeps its address; exec says how to start it.
+    let worker_ip = expected(&format!("{name}-worker"));
+    docker_out(&["stop", &format!("{name}-worker")]);
+    let run = skiff(&["ip", "worker", "--cluster", name]).ok();
+    assert_eq!(run.stdout.trim(), worker_ip);
+    let run = skiff(&["exec", "--cluster", name, "worker", "--", "true"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("not running"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("skiff start {name}")),
+        "{}",
+        run.stderr
+    );
+
     // A misspelt cluster, for every new command.
     let typo = format!("{name}x");
     for args in [

@@ -13,7 +13,8 @@ fn read(path: &Path) -> String {
 
 #[test]
 fn a_running_cluster_exports_every_node_and_the_api_state() {
-    let guard = create("logs", &["--workers", "1"]);
+    // Two control planes, so there is a load balancer to collect too.
+    let guard = create("logs", &["--control-planes", "2"]);
     let name = &guard.0;
     let dir = temp_dir();
     let out = dir.path().join("logs");
@@ -29,14 +30,18 @@ fn a_running_cluster_exports_every_node_and_the_api_state() {
     .ok();
     let report = run.json();
     assert_eq!(report["apiAnswered"], true, "{}", run.stdout);
-    assert_eq!(report["nodes"].as_array().unwrap().len(), 2);
+    assert_eq!(report["nodes"].as_array().unwrap().len(), 3);
     // Progress per node on stderr.
     assert!(
-        run.stderr.contains(&format!("Collect {name}-worker")),
+        run.stderr
+            .contains(&format!("Collect {name}-control-plane2")),
         "{}",
         run.stderr
     );
-    for node in [format!("{name}-control-plane"), format!("{name}-worker")] {
+    for node in [
+        format!("{name}-control-plane"),
+        format!("{name}-control-plane2"),
+    ] {
         let n = out.join(&node);
         assert!(read(&n.join("kubelet.log")).contains("kubelet"), "{node}");
         assert!(
@@ -56,15 +61,21 @@ fn a_running_cluster_exports_every_node_and_the_api_state() {
             "no credentials"
         );
     }
+    let lb = out.join(format!("{name}-lb"));
+    assert!(
+        read(&lb.join("config/haproxy.cfg")).contains("frontend kube-apiserver"),
+        "the load balancer's configuration"
+    );
+    assert!(lb.join("serial.log").is_file() && lb.join("inspect.json").is_file());
     let nodes = read(&out.join("kubernetes/nodes.txt"));
-    assert!(nodes.contains(&format!("{name}-worker")), "{nodes}");
+    assert!(nodes.contains(&format!("{name}-control-plane2")), "{nodes}");
     assert!(out.join("kubernetes/pods.txt").is_file());
     let skiff_view: serde_json::Value =
         serde_json::from_str(&read(&out.join("skiff.json"))).unwrap();
     assert_eq!(skiff_view["cluster"]["name"], name.as_str());
     assert_eq!(
-        skiff_view["labels"][format!("{name}-worker")]["io.skiff.role"],
-        "worker"
+        skiff_view["labels"][format!("{name}-lb")]["io.skiff.role"],
+        "load-balancer"
     );
     let manifest: serde_json::Value =
         serde_json::from_str(&read(&out.join("skiff-export.json"))).unwrap();
