@@ -14,15 +14,12 @@
 set -euo pipefail
 
 : "${RUNNER_TEMP:?RUNNER_TEMP must be set (the runner sets it)}"
-: "${GITHUB_OUTPUT:?GITHUB_OUTPUT must be set}"
-: "${GITHUB_ENV:?GITHUB_ENV must be set}"
-: "${GITHUB_PATH:?GITHUB_PATH must be set}"
 
-# The action's own checkout: this script's parent directory (the step that
-# runs it belongs to a helper action, so GITHUB_ACTION_PATH is not ours).
+# The action's own checkout: this script's parent directory (the post step
+# runs inside a helper action, whose GITHUB_ACTION_PATH is not ours).
 action_dir="$(cd "$(dirname "$0")/.." && pwd)"
 # The ref the workflow asked for (`uses: skiff-dev/skiff@v0.2.0`), passed on
-# by action.yml for the same reason.
+# by action.yml.
 action_ref="${SKIFF_ACTION_REF:-}"
 state_file="$RUNNER_TEMP/skiff-action.state"
 bin_dir="$RUNNER_TEMP/skiff-action/bin"
@@ -98,6 +95,9 @@ save_image() {
 }
 
 main() {
+  : "${GITHUB_OUTPUT:?GITHUB_OUTPUT must be set}"
+  : "${GITHUB_ENV:?GITHUB_ENV must be set}"
+  : "${GITHUB_PATH:?GITHUB_PATH must be set}"
   install_skiff
   if truthy "${INPUT_INSTALL_ONLY:-false}"; then
     return 0

@@ -55,13 +55,21 @@ impl Runner {
             .env("RUNNER_TEMP", self.temp())
             .env("RUNNER_OS", "Linux")
             .env("GITHUB_ACTIONS", "true")
-            .env("GITHUB_OUTPUT", self.root.join("output"))
-            .env("GITHUB_ENV", self.root.join("env"))
-            .env("GITHUB_PATH", self.root.join("path"))
             .env("SKIFF_ACTION_PREBUILT", SKIFF)
             .env("SKIFF_LB_IMAGE", lb_image())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
+        // The post step runs inside a helper action: it must need nothing
+        // but RUNNER_TEMP, so it gets none of the step's files.
+        if phase == "main" {
+            cmd.env("GITHUB_OUTPUT", self.root.join("output"))
+                .env("GITHUB_ENV", self.root.join("env"))
+                .env("GITHUB_PATH", self.root.join("path"));
+        } else {
+            for var in ["GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH"] {
+                cmd.env_remove(var);
+            }
+        }
         for (k, v) in inputs {
             cmd.env(format!("INPUT_{}", k.to_uppercase()), v);
         }
