@@ -154,3 +154,27 @@ fn an_empty_config_file_is_an_error_naming_it() {
         assert_gone(&name);
     }
 }
+
+#[test]
+fn an_unreachable_engine_is_the_one_failure() {
+    let run = skiff(&[
+        "--engine-host",
+        "unix:///nonexistent/skiff-docker.sock",
+        "doctor",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["findings"].as_array().unwrap().len(), 1);
+    let f = finding(&report, "engine");
+    assert_eq!(f["status"], "fail");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("unix:///nonexistent/skiff-docker.sock"),
+        "{f}"
+    );
+    assert!(f["fix"].as_str().unwrap().contains("DOCKER_HOST"), "{f}");
+}
