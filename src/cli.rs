@@ -38,6 +38,8 @@ macro_rules! outln {
     ($($arg:tt)*) => { write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+mod everyday;
+
 /// Local multi-node Kubernetes clusters in your own container engine.
 #[derive(Debug, Parser)]
 #[command(
@@ -125,6 +127,18 @@ pub enum Command {
     /// Inspect or empty the download cache (SKIFF_CACHE_DIR, else ~/.cache/skiff).
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Export debugging data: `skiff export logs`.
+    #[command(subcommand)]
+    Export(everyday::ExportCommand),
+    /// Run a command in a node, or open a shell there; exits with its code.
+    #[command(visible_alias = "ssh")]
+    Exec(everyday::ExecArgs),
+    /// Print a node's IP address (the first control plane's by default).
+    Ip(everyday::IpArgs),
+    /// Print how to reach a Service from this host.
+    Service(everyday::ServiceArgs),
+    /// Check the host and the engine (also done at the start of `create`).
+    Doctor(everyday::DoctorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -518,6 +532,11 @@ pub async fn run(cli: Cli, ui: &Ui) -> Result<()> {
             run_build_node_image(args, engine_host, ui).await
         }
         Command::Cache(command) => run_cache(command),
+        Command::Export(command) => everyday::run_export(command, engine_host, ui).await,
+        Command::Exec(args) => everyday::run_exec(args, engine_host).await,
+        Command::Ip(args) => everyday::run_ip(args, engine_host).await,
+        Command::Service(args) => everyday::run_service(args, engine_host).await,
+        Command::Doctor(args) => everyday::run_doctor(args, engine_host).await,
         Command::Dashboard(args) => {
             let name = default_name(args.cluster)?;
             let engine = Engine::connect(engine_host).await?;

@@ -9,6 +9,8 @@
 //! | 1    | failure (engine, cluster, bootstrap, I/O) |
 //! | 2    | usage error or invalid configuration; nothing was changed |
 //! | 130  | interrupted (Ctrl-C); everything created so far was removed |
+//!
+//! `skiff exec` exits with the command's own code ([`Error::CommandExit`]).
 
 use crate::addons::AddonError;
 use crate::cluster::ClusterError;
@@ -41,6 +43,14 @@ pub enum Error {
     Build(#[from] crate::build::BuildError),
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error(transparent)]
+    Ops(#[from] crate::ops::OpsError),
+    #[error(transparent)]
+    Doctor(#[from] crate::doctor::DoctorError),
+    /// `skiff exec`: the command ran and exited with this code, which
+    /// becomes skiff's own; nothing more to say about it.
+    #[error("the command exited with code {0}")]
+    CommandExit(i32),
     #[error("{0}")]
     Usage(String),
     #[error("interrupted")]
@@ -62,6 +72,7 @@ impl Error {
             Error::Build(e) if e.is_usage() => 2,
             Error::Load(e) if e.is_usage() => 2,
             Error::Interrupted => 130,
+            Error::CommandExit(code) => *code,
             _ => 1,
         }
     }
@@ -79,6 +90,9 @@ impl Error {
             Error::Download(e) => e.hint(),
             Error::Build(e) => e.hint(),
             Error::Load(e) => e.hint(),
+            Error::Ops(e) => e.hint(),
+            Error::Doctor(e) => e.hint(),
+            Error::CommandExit(_) => None,
             Error::Usage(_) => Some("see `skiff --help`".into()),
             Error::Interrupted => None,
             Error::Other { hint, .. } => hint.clone(),

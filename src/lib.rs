@@ -14,6 +14,8 @@
 //! - [`build`]: `skiff build node-image`, node images from verified downloads;
 //! - [`download`]: verified, cached, resumable downloads;
 //! - [`images`]: `skiff load`, images streamed into every node's containerd;
+//! - [`ops`]: the everyday commands: `export logs`, `exec`/`ssh`, `ip`, `service`;
+//! - [`doctor`]: host and engine checks, also run at the start of `create`;
 //! - [`ui`]: progress on stderr;
 //! - [`error`]: the error type and exit codes.
 
@@ -23,11 +25,13 @@ pub mod build;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod doctor;
 pub mod download;
 pub mod engine;
 pub mod error;
 pub mod images;
 pub mod kubeconfig;
 pub mod node;
+pub mod ops;
 pub mod plan;
 pub mod ui;

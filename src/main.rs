@@ -18,6 +18,9 @@ fn main() {
         }
     };
     let result = runtime.block_on(cli::run(cli, &ui));
+    if let Err(skiff::error::Error::CommandExit(code)) = result {
+        std::process::exit(code);
+    }
     if let Err(e) = result {
         ui.error(&e.to_string(), e.hint().as_deref());
         std::process::exit(e.exit_code());

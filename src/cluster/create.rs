@@ -303,6 +303,8 @@ pub async fn create(
 ) -> Result<Plan> {
     ensure_absent(engine, &config.name).await?;
     check_kubeconfig(options.kubeconfig.as_deref())?;
+    // `skiff doctor`'s checks: a failure stops here, before any change.
+    crate::doctor::preflight(engine, ui, &config).await?;
     let create_id = new_create_id();
     let (plan, facts, version) = plan(engine, &config, &create_id).await?;
     let traits = engine_traits(engine).await?;
@@ -332,12 +334,24 @@ pub async fn create(
                 "--retain: keeping the nodes of {:?} for debugging; remove them with `skiff delete {}`",
                 ctx.plan.cluster, ctx.plan.cluster
             ));
+            ui.info(format!(
+                "collect the logs of the failed create: {}",
+                crate::ops::logs::export_command(&ctx.plan.cluster)
+            ));
             Err(e)
         }
         Err(e) => {
             let cleanup = ui.step("Remove what was created");
             match rollback(engine, &create_id).await {
-                Ok(()) => cleanup.done(),
+                Ok(()) => {
+                    cleanup.done();
+                    if !matches!(e, Error::Interrupted) {
+                        ui.info(format!(
+                            "to debug it, create it again with --retain, then run: {}",
+                            crate::ops::logs::export_command(&ctx.plan.cluster)
+                        ));
+                    }
+                }
                 Err(cleanup_error) => {
                     cleanup.fail();
                     ui.warn(format!(

@@ -44,6 +44,8 @@ pub use model::{
     KIND_API_VERSION, KubeProxyMode, Mount, Networking, Node, PortMapping, Propagation, Protocol,
     Role, SKIFF_API_VERSION, UnknownVariant,
 };
+/// "Did you mean" matching, shared with the commands that name clusters and nodes.
+pub(crate) use suggest::closest;
 
 /// Values given on the command line; each one that is set wins over the
 /// file.
@@ -78,14 +80,24 @@ pub struct Source<'a> {
 /// validates the result.
 ///
 /// Name precedence: `overrides.name`, then the file's `name`, then `dev`.
-/// An empty file, or one holding only comments, means all defaults.
+/// A file that holds no document (empty, only comments, `null`) is an
+/// error naming the file: `--config /dev/null` silently creating a default
+/// cluster would hide a wrong path or an unfinished file.
 pub fn load(source: Option<Source<'_>>, overrides: &Overrides) -> Result<Cluster, ConfigError> {
     let (parsed, origin, text) = match source {
-        Some(src) => (
-            parse::parse(src.text, src.origin)?,
-            src.origin,
-            Some(src.text),
-        ),
+        Some(src) => {
+            let parsed = parse::parse(src.text, src.origin)?.ok_or_else(|| {
+                ConfigError::new(
+                    ErrorKind::UnsupportedFormat,
+                    src.origin,
+                    "the config file holds no configuration (it is empty or only comments)",
+                )
+                .with_hint(format!(
+                    "write a cluster config into it (start with `apiVersion: {SKIFF_API_VERSION}` and `kind: Cluster`), or leave out --config for the defaults"
+                ))
+            })?;
+            (Some(parsed), src.origin, Some(src.text))
+        }
         None => (None, build::COMMAND_LINE, None),
     };
     let format = parsed.as_ref().map_or(Format::Skiff, |p| p.format);

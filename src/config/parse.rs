@@ -21,7 +21,7 @@ pub(crate) struct Parsed {
 }
 
 /// Decodes `text`. `Ok(None)` when it holds no document at all (empty,
-/// only comments, or `null`): that means "all defaults".
+/// only comments, or `null`); [`super::load`] refuses such a file.
 pub(crate) fn parse(text: &str, origin: &str) -> Result<Option<Parsed>, ConfigError> {
     let (api_version, kind) = match peek(text, origin, 0)? {
         Peek::Empty => return Ok(None),

@@ -9,6 +9,7 @@ pub mod build;
 pub mod endpoint;
 mod exec;
 mod image;
+mod session;
 mod transfer;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use futures::StreamExt;
 
 pub use endpoint::{Endpoint, Environment};
 pub use exec::ExecOutput;
+pub use session::{Session, SessionOptions};
 pub use transfer::ImageDetails;
 
 /// Docker 20.10 speaks API 1.41; older engines lack `--cgroupns`, which nodes need.

@@ -49,7 +49,7 @@ fn no_file_means_all_defaults() {
 }
 
 #[test]
-fn empty_or_comment_only_file_means_all_defaults() {
+fn empty_or_comment_only_file_is_an_error_naming_it() {
     for text in [
         "",
         "\n\n",
@@ -59,7 +59,12 @@ fn empty_or_comment_only_file_means_all_defaults() {
         "null\n",
         "# a\n---\n# b\n",
     ] {
-        assert_eq!(ok(text), default_cluster(), "for {text:?}");
+        let e = err(text);
+        assert_error(
+            &e,
+            "cluster.yaml: the config file holds no configuration (it is empty or only comments)",
+            "leave out --config",
+        );
     }
 }
 
