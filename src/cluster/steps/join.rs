@@ -10,6 +10,8 @@ use crate::cluster::create::{Context, StepDef};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::plan::NodeRole;
+
+use super::manifests::first_control_plane;
 use crate::ui::Step;
 
 pub const CONTROL_PLANES: StepDef = StepDef {
@@ -54,9 +56,36 @@ fn run_control_planes<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture
             .iter()
             .filter(|n| n.role == NodeRole::ControlPlane)
             .skip(1);
-        for node in nodes {
-            progress.progress(&node.name);
-            join(&ctx.engine, &ctx.version, &node.name).await?;
+        let nodes: Vec<&str> = nodes.map(|n| n.name.as_str()).collect();
+        for node in &nodes {
+            progress.progress(node);
+            join(&ctx.engine, &ctx.version, node).await?;
+        }
+        // Each join grows etcd, and while the new member catches up etcd
+        // has no leader. Controllers that were already running can keep a
+        // watch that never delivers another event: seen with v1.20.2 on a
+        // 3-control-plane cluster, whose first controller-manager never
+        // created Endpoints for Services made after the joins. Restarting
+        // the controller-manager and scheduler of every control plane but
+        // the last (the kubelet brings them back at once) gives them fresh
+        // watches on the settled etcd.
+        let earlier = std::iter::once(first_control_plane(ctx))
+            .chain(nodes.iter().copied())
+            .take(nodes.len());
+        for node in earlier {
+            progress.progress(format!("restarting controllers on {node}"));
+            bootstrap::run(
+                &ctx.engine,
+                node,
+                "restarting kube-controller-manager and kube-scheduler",
+                // Nothing to restart is fine (images without them running).
+                &[
+                    "sh",
+                    "-c",
+                    "pkill -f '^kube-(controller-manager|scheduler) ' || true",
+                ],
+            )
+            .await?;
         }
         Ok(())
     })
