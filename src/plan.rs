@@ -90,6 +90,10 @@ pub struct Plan {
     pub network: NetworkPlan,
     pub api_server: ApiServer,
     pub nodes: Vec<NodePlan>,
+    /// The engine runs rootless: the rendered kubelet and kube-proxy
+    /// configuration must say so (`bootstrap::cluster_facts`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rootless: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -172,6 +176,8 @@ pub struct Facts {
     pub create_id: String,
     /// Image of the load balancer, when the cluster needs one.
     pub lb_image: String,
+    /// What the engine is and can do.
+    pub engine: crate::engine::EngineTraits,
 }
 
 /// Container name of the i-th (0-based) node of a role: `dev-control-plane`, `dev-worker2`, ….
@@ -309,6 +315,7 @@ pub fn build(cfg: &Cluster, facts: &Facts) -> Result<Plan, PlanError> {
             node: api_node,
         },
         nodes,
+        rootless: facts.engine.rootless,
     })
 }
 
@@ -451,6 +458,7 @@ mod tests {
             created_at: "2026-11-21T00:00:00Z".into(),
             create_id: "abc".into(),
             lb_image: "lb:1".into(),
+            engine: Default::default(),
         }
     }
 

@@ -29,6 +29,7 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
                     &network.subnet.to_string(),
                     &network.gateway.to_string(),
                     network_labels(&ctx.plan),
+                    crate::engine::info::network_options(&ctx.traits),
                 )
                 .await;
             let err = match result {
