@@ -473,6 +473,22 @@ mod tests {
     }
 
     #[test]
+    fn a_rootless_engine_reaches_the_rendered_kubelet_config() {
+        let version = crate::bootstrap::version::Version::parse("v1.36.1").unwrap();
+        let kubeadm = |rootless: bool| {
+            let mut facts = facts();
+            facts.engine.rootless = rootless;
+            let cfg = cluster(1, 0);
+            let mut plan = build(&cfg, &facts).unwrap();
+            assert_eq!(plan.rootless, rootless);
+            crate::bootstrap::render_files(&cfg, &mut plan, version.clone()).unwrap();
+            plan.nodes[0].files[0].content.clone()
+        };
+        assert!(kubeadm(true).contains("KubeletInUserNamespace: true"));
+        assert!(!kubeadm(false).contains("KubeletInUserNamespace"));
+    }
+
+    #[test]
     fn names_follow_kind_conventions() {
         assert_eq!(
             node_name("dev", NodeRole::ControlPlane, 0),
