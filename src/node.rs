@@ -369,18 +369,22 @@ pub fn parse_cap_last_cap(text: &str) -> Option<u32> {
 }
 
 /// The capability bounding set the engine's containers get, read from the
-/// `(comm, status)` of processes visible in /proc: the containerd shim's
-/// (runc inherits it), else containerd's or dockerd's. None when no engine
-/// process is visible (a remote engine, or skiff in a container of its own).
+/// `(comm, status)` of processes visible in /proc: for Docker the containerd
+/// shim's (runc inherits it), else containerd's or dockerd's; for Podman
+/// conmon's, else the Podman service's. None when no such process is
+/// visible (a remote engine, or skiff in a container of its own).
 pub fn engine_bounding_set<'a>(
+    flavor: Flavor,
     processes: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Option<u64> {
     let mut best: Option<(usize, u64)> = None;
     for (comm, status) in processes {
-        let rank = match comm.trim() {
-            c if c.starts_with("containerd-shim") => 0,
-            "containerd" => 1,
-            "dockerd" => 2,
+        let rank = match (flavor, comm.trim()) {
+            (Flavor::Docker, c) if c.starts_with("containerd-shim") => 0,
+            (Flavor::Docker, "containerd") => 1,
+            (Flavor::Docker, "dockerd") => 2,
+            (Flavor::Podman, "conmon") => 0,
+            (Flavor::Podman, "podman") => 1,
             _ => continue,
         };
         if let Some(mask) = bounding_set(status)
@@ -596,21 +600,36 @@ mod tests {
         let full = "Name:\tx\nCapBnd:\t000001ffffffffff\n";
         let short = "Name:\tx\nCapBnd:\t000001fffeffffff\n";
         let shell = "Name:\tbash\nCapBnd:\t00000000a80425fb\n";
+        let docker = Flavor::Docker;
         assert_eq!(
-            engine_bounding_set([
-                ("bash", shell),
-                ("dockerd", full),
-                ("containerd-shim-runc-v2", short)
-            ]),
+            engine_bounding_set(
+                docker,
+                [
+                    ("bash", shell),
+                    ("dockerd", full),
+                    ("containerd-shim-runc-v2", short)
+                ]
+            ),
             Some(0x1fffeffffff)
         );
         assert_eq!(
-            engine_bounding_set([("dockerd\n", full)]),
+            engine_bounding_set(docker, [("dockerd\n", full)]),
             Some(0x1ffffffffff)
         );
         // skiff in a container of its own sees no engine process.
         assert_eq!(
-            engine_bounding_set([("bash", shell), ("skiff", shell)]),
+            engine_bounding_set(docker, [("bash", shell), ("skiff", shell)]),
+            None
+        );
+        // Podman's processes count for Podman only, and Docker's not for it.
+        let mixed = [("dockerd", short), ("conmon", full), ("podman", short)];
+        assert_eq!(
+            engine_bounding_set(Flavor::Podman, mixed),
+            Some(0x1ffffffffff)
+        );
+        assert_eq!(engine_bounding_set(docker, mixed), Some(0x1fffeffffff));
+        assert_eq!(
+            engine_bounding_set(Flavor::Podman, [("dockerd", short)]),
             None
         );
     }

@@ -40,7 +40,7 @@ fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>
         // A local engine whose shim we can see: decide without a doomed
         // privileged attempt and without a probe container.
         if ctx.engine.endpoint().host.starts_with("unix://")
-            && let Some(mask) = visible_engine_bounding_set()
+            && let Some(mask) = visible_engine_bounding_set(ctx.traits.flavor)
         {
             let last_cap = kernel_last_cap();
             if !node::privileged_possible(mask, last_cap) {
@@ -127,7 +127,7 @@ async fn known_fallback(ctx: &Context) -> Result<Option<Privileges>> {
 
 /// The bounding set of the engine's own processes, when this process can
 /// see them (same host and PID namespace as the engine).
-fn visible_engine_bounding_set() -> Option<u64> {
+fn visible_engine_bounding_set(flavor: node::Flavor) -> Option<u64> {
     let entries = std::fs::read_dir("/proc").ok()?;
     let processes: Vec<(String, String)> = entries
         .filter_map(|e| e.ok())
@@ -143,7 +143,10 @@ fn visible_engine_bounding_set() -> Option<u64> {
             Some((comm, status))
         })
         .collect();
-    node::engine_bounding_set(processes.iter().map(|(c, s)| (c.as_str(), s.as_str())))
+    node::engine_bounding_set(
+        flavor,
+        processes.iter().map(|(c, s)| (c.as_str(), s.as_str())),
+    )
 }
 
 /// The running kernel's highest capability; the list skiff knows when unreadable.
