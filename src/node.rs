@@ -8,11 +8,12 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig,
+    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig,
     HostConfigCgroupnsModeEnum, NetworkingConfig, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
 
+pub use crate::engine::{EngineTraits, Flavor};
 use crate::plan::{NodePlan, NodeRole};
 
 /// How much privilege node containers get.
@@ -43,25 +44,29 @@ impl Privileges {
     }
 }
 
-/// Facts about the engine that change how nodes are created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EngineTraits {
-    pub cgroup_v2: bool,
-}
+/// Device nodes the fallback passes in. `--privileged` gives a node every
+/// host device; without it the container's /dev holds only Docker's default
+/// few, and the kubelet exits at start when it cannot open /dev/kmsg (its OOM
+/// watcher reads the kernel log). The device cgroup rule `a *:* rwm` already
+/// allows access; these make the nodes exist.
+pub const FALLBACK_DEVICES: [&str; 1] = ["/dev/kmsg"];
 
-/// The Docker create request for a node.
+/// The Docker create request for a node. `var_volume` is the named volume to
+/// mount on `/var` (Podman, see [`needs_var_volume`]); None gives Docker's
+/// anonymous volume.
 pub fn container_body(
     node: &NodePlan,
     network: &str,
     privileges: &Privileges,
     traits: EngineTraits,
     extra_env: &[String],
+    var_volume: Option<&str>,
 ) -> ContainerCreateBody {
     let is_lb = node.role == NodeRole::LoadBalancer;
     let mut env = extra_env.to_vec();
     // systemd changes its behaviour (no attempt to manage the console, device
-    // units, etc.) when it knows it runs in a container.
-    env.push("container=docker".to_string());
+    // units, etc.) when it knows it runs in a container, and which engine.
+    env.push(format!("container={}", container_env(traits.flavor)));
 
     let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for port in &node.ports {
@@ -105,8 +110,23 @@ pub fn container_body(
         // Kernel modules (e.g. for iptables, ipvs) are loaded from the host's tree.
         binds.push("/lib/modules:/lib/modules:ro".to_string());
         // containerd's overlay snapshots cannot live on the container's own
-        // overlayfs root, so /var (where /var/lib/containerd is) is an
-        // anonymous volume; `delete` removes it with the container.
+        // overlayfs root, so /var (where /var/lib/containerd is) is a volume:
+        // on Docker an anonymous one, which `delete` removes with the
+        // container; on Podman a named one with Docker's default options,
+        // which `delete` removes by label.
+        if let Some(volume) = var_volume {
+            binds.push(format!("{volume}:/var:{PODMAN_VAR_OPTIONS}"));
+        }
+        // cAdvisor in the kubelet resolves the block devices behind btrfs,
+        // ZFS, XFS and device-mapper storage through /dev/mapper (kind #1416).
+        if traits.dev_mapper {
+            binds.push("/dev/mapper:/dev/mapper".to_string());
+        }
+        // On a userns-remap daemon a node in the remapped namespace could not
+        // be privileged ("privileged mode is incompatible with user
+        // namespaces"); `host` opts out. Elsewhere it is the default anyway.
+        host.userns_mode = Some("host".to_string());
+        host.devices = Some(devices(privileges, traits));
         // seccomp and AppArmor profiles would block mount(2), unshare(2) and
         // the rest of what nested containers need.
         let security = vec![
@@ -164,7 +184,7 @@ pub fn container_body(
         tty: Some(!is_lb),
         // SIGRTMIN+3 asks systemd for an orderly shutdown; SIGTERM would be ignored.
         stop_signal: (!is_lb).then(|| "SIGRTMIN+3".to_string()),
-        volumes: (!is_lb).then(|| vec!["/var".to_string()]),
+        volumes: (!is_lb && var_volume.is_none()).then(|| vec!["/var".to_string()]),
         exposed_ports: Some(exposed),
         host_config: Some(host),
         networking_config: Some(NetworkingConfig {
@@ -172,6 +192,56 @@ pub fn container_body(
         }),
         ..Default::default()
     }
+}
+
+/// Podman mounts volumes `nosuid,nodev,noexec` unless told otherwise; a
+/// node's /var holds containerd's snapshots (executables, setuid binaries,
+/// device nodes), so it gets Docker's defaults, as kind's Podman provider does.
+pub const PODMAN_VAR_OPTIONS: &str = "suid,exec,dev";
+
+/// The `container=` value systemd reads to know its engine.
+pub fn container_env(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::Docker => "docker",
+        Flavor::Podman => "podman",
+    }
+}
+
+/// Whether nodes need a named `/var` volume created before them: Podman
+/// cannot give an anonymous volume mount options.
+pub fn needs_var_volume(traits: EngineTraits) -> bool {
+    traits.flavor == Flavor::Podman
+}
+
+/// Device nodes a node gets beyond what its privileges bring.
+fn devices(privileges: &Privileges, traits: EngineTraits) -> Vec<DeviceMapping> {
+    let mut paths: Vec<&str> = Vec::new();
+    if !privileges.is_privileged() {
+        paths.extend(FALLBACK_DEVICES);
+    }
+    // Rootless engines do not pass /dev/fuse even to privileged containers,
+    // and containerd there needs fuse-overlayfs (kind #2275).
+    if traits.rootless {
+        paths.push("/dev/fuse");
+    }
+    paths
+        .into_iter()
+        .map(|p| DeviceMapping {
+            path_on_host: Some(p.to_string()),
+            path_in_container: Some(p.to_string()),
+            cgroup_permissions: Some("rwm".to_string()),
+        })
+        .collect()
+}
+
+/// Environment passed from skiff's own environment to the nodes:
+/// `KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER` selects containerd's
+/// snapshotter in the node entrypoint (kindest/node and skiff's images).
+pub fn passthrough_env(vars: &[(String, String)]) -> Vec<String> {
+    vars.iter()
+        .filter(|(k, v)| k == "KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER" && !v.is_empty())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 fn bind_spec(m: &crate::plan::MountPlan) -> String {
@@ -261,6 +331,9 @@ const CAPABILITIES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// The highest capability number skiff knows (CAP_CHECKPOINT_RESTORE, Linux 5.9).
+pub const KNOWN_LAST_CAP: u32 = CAPABILITIES.len() as u32 - 1;
+
 /// The `CapBnd` mask from a `/proc/<pid>/status` text.
 pub fn bounding_set(status: &str) -> Option<u64> {
     status
@@ -269,22 +342,66 @@ pub fn bounding_set(status: &str) -> Option<u64> {
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
 }
 
-/// The fallback privileges for a host whose bounding set is `mask`: all
-/// capabilities, minus an explicit drop of every one the host lacks.
-pub fn fallback_privileges(mask: u64) -> Privileges {
+/// The fallback privileges for a host whose bounding set is `mask` on a
+/// kernel whose highest capability is `last_cap`: all capabilities, minus an
+/// explicit drop of every one the host lacks. Capabilities the kernel does
+/// not have are not dropped: the engine would not grant them anyway.
+pub fn fallback_privileges(mask: u64, last_cap: u32) -> Privileges {
     let drop = CAPABILITIES
         .iter()
         .enumerate()
-        .filter(|(bit, _)| mask & (1 << bit) == 0)
+        .filter(|(bit, _)| *bit as u32 <= last_cap && mask & (1 << bit) == 0)
         .map(|(_, name)| name.to_string())
         .collect();
     Privileges::Capabilities { drop }
 }
 
-/// Whether a bounding set holds every capability skiff knows of.
-pub fn is_full_set(mask: u64) -> bool {
-    let known = (1u64 << CAPABILITIES.len()) - 1;
-    mask & known == known
+/// Whether `--privileged` can work under bounding set `mask` on a kernel
+/// whose highest capability is `last_cap` (`/proc/sys/kernel/cap_last_cap`):
+/// the engine asks runc for every capability the kernel has, so it works
+/// exactly when none of those is missing. A kernel before 5.9 has fewer
+/// than the 41 capabilities skiff knows, and that is no reason to fall back.
+pub fn privileged_possible(mask: u64, last_cap: u32) -> bool {
+    let bits = (last_cap + 1).min(64);
+    let kernel = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    mask & kernel == kernel
+}
+
+/// The highest capability number from `/proc/sys/kernel/cap_last_cap`.
+pub fn parse_cap_last_cap(text: &str) -> Option<u32> {
+    text.trim().parse().ok()
+}
+
+/// The capability bounding set the engine's containers get, read from the
+/// `(comm, status)` of processes visible in /proc: for Docker the containerd
+/// shim's (runc inherits it), else containerd's or dockerd's; for Podman
+/// conmon's, else the Podman service's. None when no such process is
+/// visible (a remote engine, or skiff in a container of its own).
+pub fn engine_bounding_set<'a>(
+    flavor: Flavor,
+    processes: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<u64> {
+    let mut best: Option<(usize, u64)> = None;
+    for (comm, status) in processes {
+        let rank = match (flavor, comm.trim()) {
+            (Flavor::Docker, c) if c.starts_with("containerd-shim") => 0,
+            (Flavor::Docker, "containerd") => 1,
+            (Flavor::Docker, "dockerd") => 2,
+            (Flavor::Podman, "conmon") => 0,
+            (Flavor::Podman, "podman") => 1,
+            _ => continue,
+        };
+        if let Some(mask) = bounding_set(status)
+            && best.is_none_or(|(r, _)| rank < r)
+        {
+            best = Some((rank, mask));
+        }
+    }
+    best.map(|(_, mask)| mask)
 }
 
 /// The capability an engine rejected as unknown ("invalid CapAdd: unknown
@@ -345,7 +462,14 @@ mod tests {
         }
     }
 
-    const V1: EngineTraits = EngineTraits { cgroup_v2: false };
+    const V1: EngineTraits = EngineTraits {
+        flavor: Flavor::Docker,
+        cgroup_v2: false,
+        rootless: false,
+        userns_remap: false,
+        dev_mapper: false,
+        mtu: None,
+    };
 
     #[test]
     fn privileged_node_has_systemd_settings() {
@@ -355,6 +479,7 @@ mod tests {
             &Privileges::Privileged,
             V1,
             &[],
+            None,
         );
         let host = body.host_config.as_ref().unwrap();
         assert_eq!(host.privileged, Some(true));
@@ -391,6 +516,7 @@ mod tests {
             &Privileges::Privileged,
             V1,
             &[],
+            None,
         );
         let ports = body
             .host_config
@@ -420,16 +546,24 @@ mod tests {
         // Everything up to CAP_CHECKPOINT_RESTORE except CAP_SYS_RESOURCE (bit 24).
         let status = "Name:\tx\nCapBnd:\t000001fffeffffff\n";
         let mask = bounding_set(status).unwrap();
-        let privileges = fallback_privileges(mask);
+        let privileges = fallback_privileges(mask, 40);
         let Privileges::Capabilities { drop } = &privileges else {
             panic!()
         };
         assert_eq!(drop, &vec!["CAP_SYS_RESOURCE".to_string()]);
-        assert!(!is_full_set(mask));
-        assert!(is_full_set(0x1ffffffffff));
-        let v2 = EngineTraits { cgroup_v2: true };
-        let body = container_body(&node(NodeRole::Worker), "net", &privileges, v2, &[]);
+        let v2 = EngineTraits {
+            cgroup_v2: true,
+            ..V1
+        };
+        let body = container_body(&node(NodeRole::Worker), "net", &privileges, v2, &[], None);
         let host = body.host_config.unwrap();
+        let devices: Vec<_> = host
+            .devices
+            .iter()
+            .flatten()
+            .map(|d| d.path_on_host.clone().unwrap())
+            .collect();
+        assert_eq!(devices, ["/dev/kmsg"]);
         assert_eq!(host.privileged, None);
         assert_eq!(host.cap_add, Some(vec!["ALL".to_string()]));
         assert_eq!(host.cap_drop, Some(vec!["CAP_SYS_RESOURCE".to_string()]));
@@ -448,6 +582,144 @@ mod tests {
             host.cgroupns_mode,
             Some(HostConfigCgroupnsModeEnum::PRIVATE)
         );
+    }
+
+    #[test]
+    fn privileged_is_possible_when_the_kernel_s_capabilities_are_all_there() {
+        // Kernel 6.x (41 capabilities), every one present.
+        assert!(privileged_possible(0x1ffffffffff, 40));
+        // This development host: everything but CAP_SYS_RESOURCE.
+        assert!(!privileged_possible(0x1fffeffffff, 40));
+        // Kernel 5.4 (cap_last_cap 37, no CAP_PERFMON/BPF/CHECKPOINT_RESTORE)
+        // with a full bounding set: privileged works, no fallback.
+        assert!(privileged_possible(0x3fffffffff, 37));
+        assert!(!privileged_possible(0x3ffeffffff, 37));
+        // An old kernel's fallback never drops capabilities it does not have.
+        let Privileges::Capabilities { drop } = fallback_privileges(0x3ffeffffff, 37) else {
+            panic!()
+        };
+        assert_eq!(drop, ["CAP_SYS_RESOURCE"]);
+        assert_eq!(parse_cap_last_cap("40\n"), Some(40));
+        assert_eq!(parse_cap_last_cap(""), None);
+    }
+
+    #[test]
+    fn the_engine_s_bounding_set_comes_from_its_shim_first() {
+        let full = "Name:\tx\nCapBnd:\t000001ffffffffff\n";
+        let short = "Name:\tx\nCapBnd:\t000001fffeffffff\n";
+        let shell = "Name:\tbash\nCapBnd:\t00000000a80425fb\n";
+        let docker = Flavor::Docker;
+        assert_eq!(
+            engine_bounding_set(
+                docker,
+                [
+                    ("bash", shell),
+                    ("dockerd", full),
+                    ("containerd-shim-runc-v2", short)
+                ]
+            ),
+            Some(0x1fffeffffff)
+        );
+        assert_eq!(
+            engine_bounding_set(docker, [("dockerd\n", full)]),
+            Some(0x1ffffffffff)
+        );
+        // skiff in a container of its own sees no engine process.
+        assert_eq!(
+            engine_bounding_set(docker, [("bash", shell), ("skiff", shell)]),
+            None
+        );
+        // Podman's processes count for Podman only, and Docker's not for it.
+        let mixed = [("dockerd", short), ("conmon", full), ("podman", short)];
+        assert_eq!(
+            engine_bounding_set(Flavor::Podman, mixed),
+            Some(0x1ffffffffff)
+        );
+        assert_eq!(engine_bounding_set(docker, mixed), Some(0x1fffeffffff));
+        assert_eq!(
+            engine_bounding_set(Flavor::Podman, [("dockerd", short)]),
+            None
+        );
+    }
+
+    #[test]
+    fn nodes_follow_the_engine() {
+        let cp = node(NodeRole::ControlPlane);
+        let docker = container_body(&cp, "net", &Privileges::Privileged, V1, &[], None);
+        let env = docker.env.clone().unwrap();
+        assert!(env.contains(&"container=docker".to_string()));
+        let host = docker.host_config.clone().unwrap();
+        assert_eq!(host.userns_mode.as_deref(), Some("host"));
+        assert_eq!(host.devices, Some(vec![]));
+        assert!(
+            !host
+                .binds
+                .unwrap()
+                .iter()
+                .any(|b| b.contains("/dev/mapper"))
+        );
+        assert_eq!(docker.volumes, Some(vec!["/var".to_string()]));
+
+        // Rootless Podman on btrfs.
+        let podman = EngineTraits {
+            flavor: Flavor::Podman,
+            rootless: true,
+            dev_mapper: true,
+            ..V1
+        };
+        assert!(needs_var_volume(podman));
+        assert!(!needs_var_volume(V1));
+        let body = container_body(
+            &cp,
+            "net",
+            &Privileges::Privileged,
+            podman,
+            &[],
+            Some("vol123"),
+        );
+        assert!(body.env.unwrap().contains(&"container=podman".to_string()));
+        assert_eq!(body.volumes, None);
+        let host = body.host_config.unwrap();
+        let binds = host.binds.unwrap();
+        assert!(binds.contains(&"vol123:/var:suid,exec,dev".to_string()));
+        assert!(binds.contains(&"/dev/mapper:/dev/mapper".to_string()));
+        let devices = host.devices.unwrap();
+        assert_eq!(devices.len(), 1);
+        assert_eq!(devices[0].path_on_host.as_deref(), Some("/dev/fuse"));
+
+        // The load balancer gets none of the node settings.
+        let lb = container_body(
+            &node(NodeRole::LoadBalancer),
+            "net",
+            &Privileges::Privileged,
+            podman,
+            &[],
+            None,
+        );
+        let host = lb.host_config.unwrap();
+        assert_eq!(host.userns_mode, None);
+        assert_eq!(host.devices, None);
+        assert_eq!(lb.volumes, None);
+    }
+
+    #[test]
+    fn snapshotter_choice_is_passed_through() {
+        let vars = vec![
+            (
+                "KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER".to_string(),
+                "native".to_string(),
+            ),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        assert_eq!(
+            passthrough_env(&vars),
+            ["KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER=native"]
+        );
+        let empty = vec![(
+            "KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER".to_string(),
+            String::new(),
+        )];
+        assert!(passthrough_env(&empty).is_empty());
     }
 
     #[test]

@@ -90,6 +90,10 @@ pub struct Plan {
     pub network: NetworkPlan,
     pub api_server: ApiServer,
     pub nodes: Vec<NodePlan>,
+    /// The engine runs rootless: the rendered kubelet and kube-proxy
+    /// configuration must say so (`bootstrap::cluster_facts`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rootless: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -172,6 +176,8 @@ pub struct Facts {
     pub create_id: String,
     /// Image of the load balancer, when the cluster needs one.
     pub lb_image: String,
+    /// What the engine is and can do.
+    pub engine: crate::engine::EngineTraits,
 }
 
 /// Container name of the i-th (0-based) node of a role: `dev-control-plane`, `dev-worker2`, ….
@@ -309,6 +315,7 @@ pub fn build(cfg: &Cluster, facts: &Facts) -> Result<Plan, PlanError> {
             node: api_node,
         },
         nodes,
+        rootless: facts.engine.rootless,
     })
 }
 
@@ -451,6 +458,7 @@ mod tests {
             created_at: "2026-11-21T00:00:00Z".into(),
             create_id: "abc".into(),
             lb_image: "lb:1".into(),
+            engine: Default::default(),
         }
     }
 
@@ -462,6 +470,22 @@ mod tests {
             ..Default::default()
         };
         load(None, &overrides).unwrap()
+    }
+
+    #[test]
+    fn a_rootless_engine_reaches_the_rendered_kubelet_config() {
+        let version = crate::bootstrap::version::Version::parse("v1.36.1").unwrap();
+        let kubeadm = |rootless: bool| {
+            let mut facts = facts();
+            facts.engine.rootless = rootless;
+            let cfg = cluster(1, 0);
+            let mut plan = build(&cfg, &facts).unwrap();
+            assert_eq!(plan.rootless, rootless);
+            crate::bootstrap::render_files(&cfg, &mut plan, version.clone()).unwrap();
+            plan.nodes[0].files[0].content.clone()
+        };
+        assert!(kubeadm(true).contains("KubeletInUserNamespace: true"));
+        assert!(!kubeadm(false).contains("KubeletInUserNamespace"));
     }
 
     #[test]

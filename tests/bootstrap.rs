@@ -207,7 +207,15 @@ fn high_availability_cluster_has_a_load_balancer_and_shared_cas() {
     // The load balancer publishes the API; the control planes do not.
     assert!(inspect(&lb, "{{json .HostConfig.PortBindings}}").contains("6443/tcp"));
     assert_eq!(inspect(&cps[0], "{{json .HostConfig.PortBindings}}"), "{}");
-    let haproxy = docker_out(&["exec", &lb, "cat", "/usr/local/etc/haproxy/haproxy.cfg"]);
+    // The LB image has no shell (kindest/haproxy is distroless): skiff wrote
+    // the file and reloaded HAProxy through the engine alone. Read it back
+    // the same way.
+    assert!(!docker(&["exec", &lb, "sh", "-c", "true"]).status.success());
+    let haproxy = docker_out(&[
+        "cp",
+        &format!("{lb}:/usr/local/etc/haproxy/haproxy.cfg"),
+        "-",
+    ]);
     for cp in &cps {
         assert!(
             haproxy.contains(&format!("server {cp} {cp}:6443")),
@@ -230,6 +238,20 @@ fn high_availability_cluster_has_a_load_balancer_and_shared_cas() {
         assert_eq!(calls_with(cp, "kubeadm", "join").len(), 1);
     }
     assert!(kubeadm_conf(&cps[0]).contains(&format!("controlPlaneEndpoint: {lb}:6443")));
+    // Nodes opt out of userns-remap; the LB is an ordinary container.
+    assert_eq!(inspect(&cps[0], "{{.HostConfig.UsernsMode}}"), "host");
+    assert_eq!(inspect(&lb, "{{.HostConfig.UsernsMode}}"), "");
+    // The cluster network has the default bridge's MTU.
+    let mtu = |network: &str| {
+        docker_out(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{index .Options \"com.docker.network.driver.mtu\"}}",
+            network,
+        ])
+    };
+    assert_eq!(mtu(&format!("skiff-{name}")), mtu("bridge"));
     assert_eq!(ready_nodes(&cps[0]).len(), 4);
 
     skiff(&["stop", &name]).ok();

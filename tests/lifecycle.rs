@@ -60,6 +60,18 @@ fn single_node_cluster_lifecycle() {
         "running"
     );
     assert_eq!(docker_out(&["exec", &cp, "cat", "/proc/1/comm"]), "systemd");
+    // The kubelet exits without /dev/kmsg: privileged nodes get every host
+    // device, fallback nodes (hosts short of a capability, like the
+    // development machine) get it explicitly.
+    assert!(
+        docker(&["exec", &cp, "test", "-c", "/dev/kmsg"])
+            .status
+            .success()
+    );
+    if inspect(&cp, "{{index .Config.Labels \"io.skiff.privileged\"}}") == "false" {
+        assert!(inspect(&cp, "{{json .HostConfig.Devices}}").contains("/dev/kmsg"));
+    }
+    assert_eq!(inspect(&cp, "{{.HostConfig.UsernsMode}}"), "host");
 
     // The API port is chosen by skiff and published explicitly.
     let binding = api_binding(&cp);

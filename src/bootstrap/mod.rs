@@ -197,6 +197,7 @@ pub fn cluster_facts(cfg: &Cluster, plan: &Plan, version: Version) -> ClusterFac
     facts.feature_gates = cfg.feature_gates.clone();
     facts.runtime_config = cfg.runtime_config.clone();
     facts.dns_search = net.dns_search.clone();
+    facts.rootless = plan.rootless;
     facts.kubeadm_config_patches = cfg.kubeadm_config_patches.clone();
     facts.kubeadm_config_patches_json6902 = cfg
         .kubeadm_config_patches_json6902

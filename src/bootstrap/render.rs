@@ -2019,7 +2019,10 @@ mod tests {
         }
         assert_eq!(cfg.matches("\n  server ").count(), 3);
         assert!(cfg.contains("option httpchk GET /healthz"));
-        assert!(cfg.contains("nameserver dns 127.0.0.11:53"));
+        // The engine's resolver, whichever it is (Docker 127.0.0.11, Podman
+        // the gateway), from the container's resolv.conf.
+        assert!(cfg.contains("\n  parse-resolv-conf\n"));
+        assert!(!cfg.contains("nameserver "));
         assert!(cfg.contains("bind 0.0.0.0:6443"));
         assert!(!cfg.contains(":::6443"));
         assert!(cfg.contains("mode tcp"));

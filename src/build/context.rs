@@ -350,6 +350,88 @@ impl Write for ChannelWriter {
 mod tests {
     use super::*;
 
+    /// Runs one function of the node entrypoint, cut out of the real file,
+    /// with bash: `setup` runs first (the variables it needs), `stdin` is fed.
+    fn entrypoint_function(name: &str, setup: &str, call: &str, stdin: &str) -> String {
+        let text = std::str::from_utf8(include_bytes!(
+            "../../images/node/rootfs/usr/local/bin/entrypoint"
+        ))
+        .unwrap();
+        let start = text
+            .find(&format!("\n{name}() {{\n"))
+            .unwrap_or_else(|| panic!("no function {name} in the entrypoint"));
+        let end = start + text[start..].find("\n}\n").unwrap() + 3;
+        let script = format!(
+            "set -euo pipefail\n{setup}\n{}\n{call}\n",
+            &text[start..end]
+        );
+        let mut child = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{name} failed");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn docker_dns_rules_keep_their_port_match() {
+        // As iptables-nft 1.8.7 prints rules a host's 1.8.8 wrote (kind
+        // #3054): the DNAT rules have lost `-m udp --dport 53`.
+        let saved = "*nat\n\
+            -A OUTPUT -d 127.0.0.11/32 -j DOCKER_OUTPUT\n\
+            -A DOCKER_OUTPUT -d 127.0.0.11/32 -p tcp -j DNAT --to-destination 127.0.0.11:37619\n\
+            -A DOCKER_OUTPUT -d 127.0.0.11/32 -p udp -m udp --dport 53 -j DNAT --to-destination 127.0.0.11:58119\n\
+            -A DOCKER_OUTPUT -d 127.0.0.11/32 -p udp -j DNAT --to-destination 127.0.0.11:58119\n\
+            -A DOCKER_POSTROUTING -s 127.0.0.11/32 -p tcp -m tcp --sport 37619 -j SNAT --to-source :53\n\
+            COMMIT\n";
+        let out = entrypoint_function(
+            "docker_dns_rules_for_pods",
+            "docker_dns=127.0.0.11",
+            "docker_dns_rules_for_pods 10.201.0.1",
+            saved,
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "*nat",
+                "-A OUTPUT -d 10.201.0.1/32 -j DOCKER_OUTPUT",
+                "-A PREROUTING -d 10.201.0.1/32 -j DOCKER_OUTPUT",
+                "-A DOCKER_OUTPUT -d 10.201.0.1/32 -p tcp --dport 53 -j DNAT --to-destination 127.0.0.11:37619",
+                "-A DOCKER_OUTPUT -d 10.201.0.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination 127.0.0.11:58119",
+                "-A DOCKER_OUTPUT -d 10.201.0.1/32 -p udp --dport 53 -j DNAT --to-destination 127.0.0.11:58119",
+                "-A DOCKER_POSTROUTING -s 127.0.0.11/32 -p tcp -m tcp --sport 37619 -j SNAT --to-source 10.201.0.1:53",
+                "COMMIT",
+            ]
+        );
+    }
+
+    #[test]
+    fn mount_binaries_are_owned_by_root_without_setuid() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("mount");
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o4755))
+            .unwrap();
+        entrypoint_function(
+            "fix_mount_binaries_for_userns",
+            &format!(
+                "warn() {{ echo \"$*\" >&2; }}; PATH={}:$PATH; umount() {{ :; }}",
+                dir.path().display()
+            ),
+            "fix_mount_binaries_for_userns",
+            "",
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&bin).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o7777, 0o755);
+    }
+
     fn tgz(files: &[(&str, u32, &[u8])]) -> tempfile::NamedTempFile {
         let file = tempfile::NamedTempFile::new().unwrap();
         let gz = flate2::write::GzEncoder::new(file.reopen().unwrap(), flate2::Compression::fast());

@@ -89,6 +89,7 @@ pub async fn plan(
         created_at: now_rfc3339(),
         create_id: create_id.to_string(),
         lb_image: crate::bootstrap::lb_image(),
+        engine: engine.traits().await?,
     };
     let version = kubernetes_version(engine, config).await?;
     let plan = build_plan(config, &facts, &version)?;
@@ -225,26 +226,15 @@ pub async fn rollback(engine: &Engine, create_id: &str) -> Result<()> {
         .map(drop)
 }
 
-/// Whether the engine uses cgroup v2, which decides the cgroup namespace mode.
-pub async fn engine_traits(engine: &Engine) -> Result<EngineTraits> {
-    let info = engine
-        .docker()
-        .info()
-        .await
-        .map_err(|e| engine.wrap("read engine info", e))?;
-    let cgroup_v2 = info
-        .cgroup_version
-        .map(|v| v.to_string() == "2")
-        .unwrap_or(false);
-    Ok(EngineTraits { cgroup_v2 })
-}
-
 /// The node containers' environment: the user's proxy settings with the
-/// cluster's own ranges exempt, and `KIND_DNS_SEARCH` when the config sets
-/// DNS search domains (kindest/node entrypoints rewrite resolv.conf from it;
-/// an empty value means no search domains at all).
+/// cluster's own ranges exempt, `KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER`
+/// when set, and `KIND_DNS_SEARCH` when the config sets DNS search domains
+/// (kindest/node entrypoints rewrite resolv.conf from it; an empty value
+/// means no search domains at all).
 pub fn node_env(plan: &Plan, config: &Cluster) -> Vec<String> {
     let mut env = proxy_env_for(plan, config);
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    env.extend(crate::node::passthrough_env(&vars));
     if let Some(domains) = &config.networking.dns_search {
         env.push(format!("KIND_DNS_SEARCH={}", domains.join(" ")));
     }
@@ -307,7 +297,7 @@ pub async fn create(
     crate::doctor::preflight(engine, ui, &config).await?;
     let create_id = new_create_id();
     let (plan, facts, version) = plan(engine, &config, &create_id).await?;
-    let traits = engine_traits(engine).await?;
+    let traits = facts.engine;
     let node_env = node_env(&plan, &config);
     let retain = options.retain;
     let mut ctx = Context {

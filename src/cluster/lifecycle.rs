@@ -24,9 +24,10 @@ pub async fn delete(engine: &Engine, name: &str, kubeconfigs: &[PathBuf]) -> Res
     Ok(removed || !cleaned.is_empty())
 }
 
-/// Removes every container (with its anonymous volumes) and then every
-/// network carrying `label` (`key=value`): containers first, because a
-/// network with endpoints cannot be removed. Returns whether there was any.
+/// Removes every container (with its anonymous volumes), then every network
+/// and every named volume carrying `label` (`key=value`): containers first,
+/// because a network with endpoints or a volume in use cannot be removed.
+/// Returns whether there was any.
 pub async fn remove_labelled(engine: &Engine, label: &str) -> Result<bool> {
     let label = label.to_string();
     let containers = engine
@@ -43,7 +44,13 @@ pub async fn remove_labelled(engine: &Engine, label: &str) -> Result<bool> {
     for (id, _) in &networks {
         engine.remove_network(id).await?;
     }
-    Ok(!containers.is_empty() || !networks.is_empty())
+    // Named node volumes (Podman's /var, `node::needs_var_volume`); Docker's
+    // anonymous ones went with their containers.
+    let volumes = engine.volumes_with_label(&label).await?;
+    for name in &volumes {
+        engine.remove_volume(name).await?;
+    }
+    Ok(!containers.is_empty() || !networks.is_empty() || !volumes.is_empty())
 }
 
 /// The cluster's kubeconfig, read from its first control plane: the server

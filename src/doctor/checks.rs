@@ -174,10 +174,11 @@ fn cgroup_check(e: &EngineFacts) -> Finding {
 }
 
 fn privilege_check(facts: &Facts, e: &EngineFacts) -> Finding {
+    let last_cap = facts.cap_last_cap.unwrap_or(40);
     let measured = facts
         .bounding_set
-        .filter(|m| !crate::node::is_full_set(*m))
-        .and_then(|m| match crate::node::fallback_privileges(m) {
+        .filter(|m| !crate::node::privileged_possible(*m, last_cap))
+        .and_then(|m| match crate::node::fallback_privileges(m, last_cap) {
             crate::node::Privileges::Capabilities { drop } => Some(drop),
             crate::node::Privileges::Privileged => None,
         });

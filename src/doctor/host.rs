@@ -98,6 +98,9 @@ pub struct Facts {
     /// This process's capability bounding set, when the engine is local
     /// (a local engine runs under the same one).
     pub bounding_set: Option<u64>,
+    /// The kernel's highest capability (`kernel/cap_last_cap`): a shorter
+    /// bounding set on an older kernel is no reason to fall back.
+    pub cap_last_cap: Option<u32>,
     /// Whether to report on the privilege fallback (not at create: the
     /// node step decides and warns itself).
     pub check_privileges: bool,
@@ -147,6 +150,9 @@ pub async fn gather(
         facts.bounding_set = std::fs::read_to_string(&paths.self_status)
             .ok()
             .and_then(|s| crate::node::bounding_set(&s));
+        facts.cap_last_cap = std::fs::read_to_string(paths.proc_sys.join("kernel/cap_last_cap"))
+            .ok()
+            .and_then(|s| crate::node::parse_cap_last_cap(&s));
         if let Some(root) = facts.engine.as_ref().map(|e| e.root_dir.clone()) {
             facts.disk_free =
                 free_space(Path::new(&root)).map(|(p, b)| (p.display().to_string(), b));

@@ -11,6 +11,18 @@
 //! 3. `/var/run/docker.sock` when it exists;
 //! 4. Podman's Docker-compatible sockets (rootless, then rootful).
 //!
+//! Transports, as the docker CLI has them:
+//!
+//! - `unix://` sockets;
+//! - `tcp://` in plain HTTP, or in TLS with a client certificate: with
+//!   `DOCKER_TLS_VERIFY` set (non-empty) the files are `ca.pem`, `cert.pem`
+//!   and `key.pem` in `DOCKER_CERT_PATH` (else `~/.docker`); a context's TLS
+//!   material lives in `~/.docker/contexts/tls/<sha256 of the name>/docker/`
+//!   (GitLab's dind service on port 2376, `docker context create
+//!   --docker host=tcp://…,ca=…,cert=…,key=…`). `https://` means TLS too;
+//! - `ssh://[user@]host[:port]`: the system `ssh` client runs
+//!   `docker system dial-stdio` on the remote host, as the docker CLI does.
+//!
 //! Everything here is a pure function of an [`Environment`] snapshot so the
 //! rules are unit-tested without touching the real home directory.
 
@@ -53,6 +65,67 @@ impl std::fmt::Display for Origin {
 pub struct Endpoint {
     pub host: String,
     pub origin: Origin,
+    /// Client certificate and CA for a TLS endpoint.
+    pub tls: Option<TlsFiles>,
+}
+
+impl Endpoint {
+    fn plain(host: impl Into<String>, origin: Origin) -> Endpoint {
+        Endpoint {
+            host: host.into(),
+            origin,
+            tls: None,
+        }
+    }
+
+    /// How to reach it, or why it cannot be reached.
+    pub fn transport(&self) -> Result<Transport, String> {
+        transport(&self.host, self.tls.as_ref())
+    }
+}
+
+/// The files of a TLS client: the CA that signed the engine's certificate,
+/// and the client's own certificate and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// `ca.pem`, `cert.pem` and `key.pem` in `dir`, the docker CLI's names.
+    pub fn in_dir(dir: &Path) -> TlsFiles {
+        TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        }
+    }
+}
+
+/// How bollard connects to an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    Unix,
+    Http,
+    Tls(TlsFiles),
+    Ssh,
+}
+
+/// The transport for `host`, given the TLS files the environment selected.
+pub fn transport(host: &str, tls: Option<&TlsFiles>) -> Result<Transport, String> {
+    let scheme = host.split_once("://").map(|(s, _)| s).unwrap_or_default();
+    match (scheme, tls) {
+        ("unix", _) => Ok(Transport::Unix),
+        ("ssh", _) => Ok(Transport::Ssh),
+        ("tcp" | "https", Some(files)) => Ok(Transport::Tls(files.clone())),
+        ("tcp" | "http", None) => Ok(Transport::Http),
+        ("https", None) => Err(format!(
+            "{host} needs TLS client files: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH"
+        )),
+        _ => Err(format!("unsupported engine address {host:?}")),
+    }
 }
 
 /// The parts of the process environment that decide the endpoint.
@@ -65,6 +138,10 @@ pub struct Environment {
     pub docker_config_dir: Option<PathBuf>,
     pub xdg_runtime_dir: Option<PathBuf>,
     pub uid: Option<u32>,
+    /// `DOCKER_TLS_VERIFY` is set to a non-empty value.
+    pub tls_verify: bool,
+    /// `DOCKER_CERT_PATH`.
+    pub cert_path: Option<PathBuf>,
 }
 
 impl Environment {
@@ -81,6 +158,8 @@ impl Environment {
                 .or_else(|| home.map(|h| h.join(".docker"))),
             xdg_runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
             uid: current_uid(),
+            tls_verify: non_empty("DOCKER_TLS_VERIFY").is_some(),
+            cert_path: non_empty("DOCKER_CERT_PATH").map(PathBuf::from),
         }
     }
 }
@@ -101,37 +180,38 @@ fn current_uid() -> Option<u32> {
 /// Resolves the endpoint. `exists` is injected so tests need no real sockets.
 pub fn resolve(env: &Environment, exists: &dyn Fn(&Path) -> bool) -> Endpoint {
     if let Some(host) = &env.flag {
-        return Endpoint {
-            host: host.clone(),
-            origin: Origin::Flag,
-        };
+        return with_env_tls(env, host, Origin::Flag);
     }
     if let Some(host) = &env.docker_host {
-        return Endpoint {
-            host: host.clone(),
-            origin: Origin::DockerHost,
-        };
+        return with_env_tls(env, host, Origin::DockerHost);
     }
     if let Some(endpoint) = context_endpoint(env) {
         return endpoint;
     }
     if exists(Path::new(DEFAULT_SOCKET.trim_start_matches("unix://"))) {
-        return Endpoint {
-            host: DEFAULT_SOCKET.to_string(),
-            origin: Origin::DefaultSocket,
-        };
+        return Endpoint::plain(DEFAULT_SOCKET, Origin::DefaultSocket);
     }
     for socket in podman_sockets(env) {
         if exists(&socket) {
-            return Endpoint {
-                host: format!("unix://{}", socket.display()),
-                origin: Origin::Podman,
-            };
+            return Endpoint::plain(format!("unix://{}", socket.display()), Origin::Podman);
         }
     }
+    Endpoint::plain(DEFAULT_SOCKET, Origin::Fallback)
+}
+
+/// An address from the flag or `DOCKER_HOST`, with TLS when
+/// `DOCKER_TLS_VERIFY` asks for it (files in `DOCKER_CERT_PATH`, else
+/// `~/.docker`, as the docker CLI reads them).
+fn with_env_tls(env: &Environment, host: &str, origin: Origin) -> Endpoint {
+    let tls_host = host.starts_with("tcp://") || host.starts_with("https://");
+    let tls = (env.tls_verify && tls_host)
+        .then(|| env.cert_path.as_ref().or(env.docker_config_dir.as_ref()))
+        .flatten()
+        .map(|dir| TlsFiles::in_dir(dir));
     Endpoint {
-        host: DEFAULT_SOCKET.to_string(),
-        origin: Origin::Fallback,
+        host: host.to_string(),
+        origin,
+        tls,
     }
 }
 
@@ -149,15 +229,19 @@ fn context_endpoint(env: &Environment) -> Option<Endpoint> {
     if name == "default" {
         return None;
     }
-    let meta = dir
-        .join("contexts")
-        .join("meta")
-        .join(context_dir_name(&name))
-        .join("meta.json");
+    let id = context_dir_name(&name);
+    let meta = dir.join("contexts/meta").join(&id).join("meta.json");
     let host = docker_host_from_meta(&std::fs::read_to_string(meta).ok()?)?;
+    // `docker context create --docker ca=…,cert=…,key=…` copies the files here.
+    let tls_dir = dir.join("contexts/tls").join(&id).join("docker");
+    let tls = tls_dir
+        .join("ca.pem")
+        .exists()
+        .then(|| TlsFiles::in_dir(&tls_dir));
     Some(Endpoint {
         host,
         origin: Origin::Context(name),
+        tls,
     })
 }
 
@@ -220,7 +304,8 @@ mod tests {
             resolve(&env, &never),
             Endpoint {
                 host: "tcp://a:2375".into(),
-                origin: Origin::Flag
+                origin: Origin::Flag,
+                tls: None,
             }
         );
     }
@@ -293,6 +378,102 @@ mod tests {
             resolve(&Environment::default(), &never).origin,
             Origin::Fallback
         );
+    }
+
+    #[test]
+    fn docker_tls_verify_selects_the_cert_path() {
+        let env = Environment {
+            docker_host: Some("tcp://docker:2376".into()),
+            tls_verify: true,
+            cert_path: Some("/certs/client".into()),
+            docker_config_dir: Some("/home/u/.docker".into()),
+            ..Default::default()
+        };
+        let endpoint = resolve(&env, &never);
+        let files = TlsFiles {
+            ca: "/certs/client/ca.pem".into(),
+            cert: "/certs/client/cert.pem".into(),
+            key: "/certs/client/key.pem".into(),
+        };
+        assert_eq!(endpoint.tls.as_ref(), Some(&files));
+        assert_eq!(endpoint.transport(), Ok(Transport::Tls(files)));
+        // Without DOCKER_CERT_PATH: ~/.docker, like the docker CLI.
+        let env = Environment {
+            cert_path: None,
+            ..env
+        };
+        assert_eq!(
+            resolve(&env, &never).tls.unwrap().ca,
+            PathBuf::from("/home/u/.docker/ca.pem")
+        );
+        // Without DOCKER_TLS_VERIFY: plain HTTP, even on 2376.
+        let plain = Environment {
+            docker_host: Some("tcp://docker:2376".into()),
+            ..Default::default()
+        };
+        assert_eq!(resolve(&plain, &never).transport(), Ok(Transport::Http));
+        // DOCKER_TLS_VERIFY means nothing to a socket.
+        let socket = Environment {
+            docker_host: Some("unix:///run/docker.sock".into()),
+            tls_verify: true,
+            ..Default::default()
+        };
+        let endpoint = resolve(&socket, &never);
+        assert_eq!(endpoint.tls, None);
+        assert_eq!(endpoint.transport(), Ok(Transport::Unix));
+    }
+
+    #[test]
+    fn a_context_with_tls_material_uses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = context_dir_name("dind");
+        let meta_dir = dir.path().join("contexts/meta").join(&id);
+        std::fs::create_dir_all(&meta_dir).unwrap();
+        std::fs::write(
+            meta_dir.join("meta.json"),
+            r#"{"Name":"dind","Metadata":{},"Endpoints":{"docker":{"Host":"tcp://docker:2376","SkipTLSVerify":false}}}"#,
+        )
+        .unwrap();
+        let env = Environment {
+            docker_config_dir: Some(dir.path().into()),
+            docker_context: Some("dind".into()),
+            ..Default::default()
+        };
+        // No TLS directory: plain.
+        assert_eq!(resolve(&env, &never).transport(), Ok(Transport::Http));
+        let tls_dir = dir.path().join("contexts/tls").join(&id).join("docker");
+        std::fs::create_dir_all(&tls_dir).unwrap();
+        for f in ["ca.pem", "cert.pem", "key.pem"] {
+            std::fs::write(tls_dir.join(f), "pem").unwrap();
+        }
+        let endpoint = resolve(&env, &never);
+        assert_eq!(endpoint.origin, Origin::Context("dind".into()));
+        assert_eq!(
+            endpoint.transport(),
+            Ok(Transport::Tls(TlsFiles::in_dir(&tls_dir)))
+        );
+    }
+
+    #[test]
+    fn transports_follow_the_scheme() {
+        assert_eq!(
+            transport("ssh://me@build-host:2222", None),
+            Ok(Transport::Ssh)
+        );
+        assert_eq!(transport("unix:///x.sock", None), Ok(Transport::Unix));
+        assert_eq!(transport("http://h:2375", None), Ok(Transport::Http));
+        let files = TlsFiles::in_dir(Path::new("/c"));
+        assert_eq!(
+            transport("https://h:2376", Some(&files)),
+            Ok(Transport::Tls(files))
+        );
+        assert!(
+            transport("https://h:2376", None)
+                .unwrap_err()
+                .contains("DOCKER_CERT_PATH")
+        );
+        assert!(transport("npipe:////./pipe/docker_engine", None).is_err());
+        assert!(transport("h:2375", None).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::query_parameters::UploadToContainerOptionsBuilder;
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
@@ -170,7 +171,11 @@ impl Engine {
         )))
     }
 
-    /// Writes `content` to `path` inside a running container (parents created).
+    /// Writes `content` to `path` inside a container, with `mode`, creating
+    /// missing parent directories. It goes through the Engine's archive
+    /// upload (`PUT /containers/{id}/archive`, what `docker cp` uses), so the
+    /// container needs no tool at all: distroless images such as
+    /// kindest/haproxy have no shell, and even a stopped container works.
     pub async fn write_file(
         &self,
         container: &str,
@@ -178,23 +183,128 @@ impl Engine {
         content: &[u8],
         mode: u32,
     ) -> Result<(), EngineError> {
-        let mode = format!("{mode:o}");
-        // Write to a temporary name and rename, so a reader never sees half a file.
-        let script = r#"set -e; mkdir -p "$(dirname "$1")"; cat > "$1.skiff-tmp"; chmod "$2" "$1.skiff-tmp"; mv -f "$1.skiff-tmp" "$1""#;
-        let out = self
-            .exec_with_input(
-                container,
-                &["sh", "-c", script, "sh", path, &mode],
-                Some(content),
-            )
-            .await?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(EngineError::Io(format!(
-                "writing {path} in {container} failed: {}",
-                out.tail(5)
-            )))
+        let archive = file_archive(path, content, mode)
+            .map_err(|e| EngineError::Io(format!("writing {path} in {container}: {e}")))?;
+        let options = UploadToContainerOptionsBuilder::default().path("/").build();
+        self.docker()
+            .upload_to_container(container, Some(options), bollard::body_full(archive.into()))
+            .await
+            .map_err(|e| self.wrap(format!("write {path} in {container}"), e))
+    }
+}
+
+/// A tar archive, to be unpacked at `/`, holding `path` with `content` and
+/// `mode`, owned by root, preceded by each of its parent directories (0755,
+/// root) so that missing ones are created whichever engine unpacks it.
+/// Existing parents keep their content; the engine may reset their mode to
+/// 0755 and their owner to root, which is what the directories skiff writes
+/// into (`/kind`, `/etc/...`, `/usr/local/etc/haproxy`) have anyway.
+pub fn file_archive(path: &str, content: &[u8], mode: u32) -> std::io::Result<Vec<u8>> {
+    let relative = path.trim_start_matches('/');
+    let file = std::path::Path::new(relative);
+    if !path.starts_with('/')
+        || relative
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{path:?} is not an absolute, normalised file path"),
+        ));
+    }
+    let mtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(mtime);
+        h.set_size(size);
+        h
+    };
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut parents: Vec<&std::path::Path> = file.ancestors().skip(1).collect();
+    parents.retain(|p| !p.as_os_str().is_empty());
+    for dir in parents.iter().rev() {
+        let mut h = header(tar::EntryType::Directory, 0o755, 0);
+        builder.append_data(&mut h, dir, std::io::empty())?;
+    }
+    let mut h = header(tar::EntryType::Regular, mode, content.len() as u64);
+    builder.append_data(&mut h, file, content)?;
+    builder.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(archive: &[u8]) -> Vec<(String, tar::EntryType, u32, Vec<u8>)> {
+        let mut reader = tar::Archive::new(archive);
+        reader
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+                let h = e.header();
+                assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0));
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.entry_type(),
+                    h.mode().unwrap(),
+                    body,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn archive_holds_parents_then_the_file_with_its_mode() {
+        let archive =
+            file_archive("/usr/local/etc/haproxy/haproxy.cfg", b"global\n", 0o640).unwrap();
+        let got = entries(&archive);
+        let names: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "usr",
+                "usr/local",
+                "usr/local/etc",
+                "usr/local/etc/haproxy",
+                "usr/local/etc/haproxy/haproxy.cfg"
+            ]
+        );
+        assert!(
+            got[..4]
+                .iter()
+                .all(|e| e.1 == tar::EntryType::Directory && e.2 == 0o755)
+        );
+        let file = &got[4];
+        assert_eq!(file.1, tar::EntryType::Regular);
+        assert_eq!(file.2, 0o640);
+        assert_eq!(file.3, b"global\n");
+    }
+
+    #[test]
+    fn archive_refuses_paths_that_escape_or_name_no_file() {
+        for bad in [
+            "",
+            "/",
+            "kind/x",
+            "/kind/../etc/passwd",
+            "/kind/./x",
+            "/kind//x",
+            "/kind/",
+        ] {
+            assert!(file_archive(bad, b"", 0o644).is_err(), "{bad:?}");
         }
+        let top = entries(&file_archive("/version", b"v1", 0o600).unwrap());
+        assert_eq!(top.len(), 1);
+        assert_eq!(top[0].0, "version");
     }
 }

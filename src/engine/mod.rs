@@ -9,6 +9,7 @@ pub mod build;
 pub mod endpoint;
 mod exec;
 mod image;
+pub mod info;
 mod session;
 mod transfer;
 
@@ -28,8 +29,9 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 
-pub use endpoint::{Endpoint, Environment};
+pub use endpoint::{Endpoint, Environment, Transport};
 pub use exec::ExecOutput;
+pub use info::{EngineTraits, Flavor};
 pub use session::{Session, SessionOptions};
 pub use transfer::ImageDetails;
 
@@ -55,8 +57,10 @@ pub enum EngineError {
         found: String,
         needed: String,
     },
-    #[error("Unsupported engine address {0:?}")]
+    #[error("Unsupported engine address: {0}")]
     BadEndpoint(String),
+    #[error("TLS file {path} for {endpoint} does not exist")]
+    TlsFileMissing { endpoint: String, path: String },
     #[error("Image {image} is not available: {reason}")]
     ImageUnavailable { image: String, reason: String },
     #[error("{what}: {message}")]
@@ -92,9 +96,16 @@ impl EngineError {
             EngineError::ApiTooOld { .. } => {
                 Some("upgrade the engine to Docker 20.10 or newer".into())
             }
-            EngineError::BadEndpoint(_) => {
-                Some("use unix:///path/to/docker.sock or tcp://host:port".into())
-            }
+            EngineError::BadEndpoint(_) => Some(
+                "use unix:///path/to/docker.sock, tcp://host:port (TLS with DOCKER_TLS_VERIFY=1 \
+                 and DOCKER_CERT_PATH) or ssh://user@host"
+                    .into(),
+            ),
+            EngineError::TlsFileMissing { .. } => Some(
+                "point DOCKER_CERT_PATH at the directory holding ca.pem, cert.pem and key.pem \
+                 (GitLab's dind: /certs/client), or recreate the docker context with them"
+                    .into(),
+            ),
             EngineError::ImageUnavailable { image, .. } => Some(format!(
                 "no registry is reachable for {image}: pass --image with an image present \
                  locally (`docker images`), build one with `skiff build node-image`, or load a \
@@ -139,7 +150,7 @@ impl Engine {
 
     pub async fn connect_to(endpoint: Endpoint) -> Result<Engine, EngineError> {
         let host = endpoint.host.clone();
-        let docker = connect_host(&host)?;
+        let docker = connect_host(&endpoint)?;
         // bollard starts at its newest API version; Docker 20.10 refuses that
         // with "client version is too new", so always negotiate down first.
         let docker = docker
@@ -208,13 +219,73 @@ impl Engine {
 
     // ---- networks -------------------------------------------------------
 
+    /// What kind of engine this is and what it can do ([`info`]).
+    pub async fn traits(&self) -> Result<EngineTraits, EngineError> {
+        let system = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| self.wrap("read engine info", e))?;
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| self.wrap("read engine version", e))?;
+        // Podman reports rootless mode only in a field bollard's model drops.
+        let rootless_field = if info::flavor(&version) == Flavor::Podman {
+            self.raw_info()
+                .await
+                .as_deref()
+                .and_then(info::rootless_field)
+        } else {
+            None
+        };
+        let mut traits = info::traits_from_answers(&system, &version, rootless_field);
+        if traits.flavor == Flavor::Docker {
+            // A daemon without the default bridge (`--bridge=none`) has no MTU to copy.
+            traits.mtu = self
+                .docker
+                .inspect_network("bridge", None::<InspectNetworkOptions>)
+                .await
+                .ok()
+                .and_then(|n| info::bridge_mtu(&n));
+        }
+        Ok(traits)
+    }
+
+    /// The raw `/info` answer, for fields bollard's typed model drops. Only
+    /// local sockets are read this way (one HTTP/1.0 request, which the
+    /// engine answers unchunked and then closes); elsewhere it is None.
+    async fn raw_info(&self) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let path = self.endpoint.host.strip_prefix("unix://")?;
+        let mut stream = tokio::net::UnixStream::connect(path).await.ok()?;
+        let request = format!(
+            "GET /v{}/info HTTP/1.0\r\nHost: engine\r\n\r\n",
+            self.api_version
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        let read = stream.read_to_end(&mut response);
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .ok()?
+            .ok()?;
+        let text = String::from_utf8(response).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let status = head.lines().next()?;
+        (status.starts_with("HTTP/1.") && status.contains(" 200 ")).then(|| body.to_string())
+    }
+
     /// Creates a bridge network with a fixed subnet; returns its ID.
+    /// `options` are driver options ([`info::network_options`]).
     pub async fn create_network(
         &self,
         name: &str,
         subnet: &str,
         gateway: &str,
         labels: HashMap<String, String>,
+        options: HashMap<String, String>,
     ) -> Result<String, EngineError> {
         let request = NetworkCreateRequest {
             name: name.to_string(),
@@ -227,11 +298,7 @@ impl Engine {
                 }]),
                 ..Default::default()
             }),
-            // Masquerade so nodes reach the outside world like on the default bridge.
-            options: Some(HashMap::from([(
-                "com.docker.network.bridge.enable_ip_masquerade".to_string(),
-                "true".to_string(),
-            )])),
+            options: Some(options),
             labels: Some(labels),
             ..Default::default()
         };
@@ -307,6 +374,58 @@ impl Engine {
         }
     }
 
+    // ---- volumes --------------------------------------------------------
+
+    /// Creates a volume with an engine-chosen name; returns the name.
+    pub async fn create_volume(
+        &self,
+        labels: HashMap<String, String>,
+    ) -> Result<String, EngineError> {
+        let request = bollard::models::VolumeCreateRequest {
+            labels: Some(labels),
+            ..Default::default()
+        };
+        let volume = self
+            .docker
+            .create_volume(request)
+            .await
+            .map_err(|e| self.wrap("create volume", e))?;
+        Ok(volume.name)
+    }
+
+    /// Names of the volumes carrying `label` (`key` or `key=value`).
+    pub async fn volumes_with_label(&self, label: &str) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let listed = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| self.wrap("list volumes", e))?;
+        Ok(listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    /// Removes a volume; a missing one is fine.
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::RemoveVolumeOptionsBuilder::default()
+            .force(true)
+            .build();
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = self.wrap(format!("remove volume {name}"), e);
+                if err.is_not_found() { Ok(()) } else { Err(err) }
+            }
+        }
+    }
+
     // ---- containers -----------------------------------------------------
 
     pub async fn create_container(
@@ -353,6 +472,18 @@ impl Engine {
             )
             .await
             .map_err(|e| self.wrap(format!("kill container {name}"), e))
+    }
+
+    /// Sends `signal` (e.g. "SIGHUP") to a container's main process, through
+    /// the engine: no `kill` binary is needed in the container.
+    pub async fn signal_container(&self, name: &str, signal: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::KillContainerOptionsBuilder::default()
+            .signal(signal)
+            .build();
+        self.docker
+            .kill_container(name, Some(options))
+            .await
+            .map_err(|e| self.wrap(format!("send {signal} to {name}"), e))
     }
 
     /// Force-removes a container and its anonymous volumes; a missing one is fine.
@@ -417,13 +548,34 @@ impl Engine {
     }
 }
 
-fn connect_host(host: &str) -> Result<Docker, EngineError> {
-    let result = if host.starts_with("unix://") {
-        Docker::connect_with_unix(host, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-    } else if host.starts_with("tcp://") || host.starts_with("http://") {
-        Docker::connect_with_http(host, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-    } else {
-        return Err(EngineError::BadEndpoint(host.to_string()));
+fn connect_host(endpoint: &Endpoint) -> Result<Docker, EngineError> {
+    let host = endpoint.host.as_str();
+    let transport = endpoint.transport().map_err(EngineError::BadEndpoint)?;
+    let version = bollard::API_DEFAULT_VERSION;
+    let result = match transport {
+        Transport::Unix => Docker::connect_with_unix(host, REQUEST_TIMEOUT_SECS, version),
+        Transport::Http => Docker::connect_with_http(host, REQUEST_TIMEOUT_SECS, version),
+        Transport::Tls(files) => {
+            for file in [&files.ca, &files.cert, &files.key] {
+                if !file.exists() {
+                    return Err(EngineError::TlsFileMissing {
+                        endpoint: host.to_string(),
+                        path: file.display().to_string(),
+                    });
+                }
+            }
+            // bollard wants an https URL for its TLS connector.
+            let https = host.replacen("tcp://", "https://", 1);
+            Docker::connect_with_ssl(
+                &https,
+                &files.key,
+                &files.cert,
+                &files.ca,
+                REQUEST_TIMEOUT_SECS,
+                version,
+            )
+        }
+        Transport::Ssh => Docker::connect_with_ssh(host, REQUEST_TIMEOUT_SECS, version, None),
     };
     result.map_err(|e| classify_connect(host, e))
 }

@@ -29,6 +29,7 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
                     &network.subnet.to_string(),
                     &network.gateway.to_string(),
                     network_labels(&ctx.plan),
+                    crate::engine::info::network_options(&ctx.traits),
                 )
                 .await;
             let err = match result {
@@ -48,7 +49,7 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
             }
             // Another create (of another cluster) took the same free subnet
             // between our look and our create: choose again and re-plan.
-            let overlap = err.to_string().contains("overlaps");
+            let overlap = is_subnet_taken(&err.to_string());
             if !overlap || ctx.config.networking.subnet.is_some() || attempt == SUBNET_ATTEMPTS {
                 return Err(err.into());
             }
@@ -63,4 +64,31 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
         }
         unreachable!("the last attempt returns")
     })
+}
+
+/// Whether the engine refused the network because its subnet is in use:
+/// Docker says "Pool overlaps with other one on this address space", Podman
+/// "subnet … is already used on the host or by another config".
+fn is_subnet_taken(message: &str) -> bool {
+    message.contains("overlaps") || message.contains("is already used on the host")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_subnet_taken;
+
+    #[test]
+    fn docker_and_podman_subnet_conflicts_are_recognised() {
+        // Both as the engines answered on the development machine.
+        assert!(is_subnet_taken(
+            "create network skiff-a: Pool overlaps with other one on this address space"
+        ));
+        assert!(is_subnet_taken(
+            "create network skiff-realhosts-pod: subnet 10.201.2.0/24 is already used on the \
+             host or by another config"
+        ));
+        assert!(!is_subnet_taken(
+            "create network skiff-a: network with name skiff-a already exists"
+        ));
+    }
 }

@@ -5,6 +5,15 @@
 //! the start fails with "unable to apply caps". skiff then measures what the
 //! host does have and recreates the nodes with exactly that, once, with a
 //! warning, instead of failing or hard-coding a capability list.
+//!
+//! The decision rests on what the engine can do, never on skiff's own
+//! process: skiff may run in a container of its own with the host's socket
+//! mounted (a devcontainer, a CI agent), whose bounding set says nothing
+//! about the engine's. When the engine's processes are visible in /proc (a
+//! local engine in skiff's PID namespace), their bounding set is read
+//! directly and compared with what the kernel has (`cap_last_cap`: kernels
+//! before 5.9 have fewer capabilities, and that is fine). Otherwise the
+//! privileged attempt is the test.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,7 +26,7 @@ use crate::cluster::create::{Context, StepDef, always, step_error};
 use crate::engine::{Engine, EngineError};
 use crate::error::Result;
 use crate::node::{self, Privileges};
-use crate::plan::labels;
+use crate::plan::{NodeRole, labels};
 use crate::ui::Step;
 
 pub const STEP: StepDef = StepDef {
@@ -28,18 +37,21 @@ pub const STEP: StepDef = StepDef {
 
 fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
-        // A local engine runs under the same bounding set as we do (same
-        // host, or same sandbox): if ours is short of capabilities, the
-        // privileged attempt is doomed, so skip straight to the fallback.
-        if ctx.engine.endpoint().host.starts_with("unix://") && !own_bounding_set_is_full() {
-            progress.progress("measuring host capabilities");
-            return fall_back(ctx).await;
+        // A local engine whose shim we can see: decide without a doomed
+        // privileged attempt and without a probe container.
+        if ctx.engine.endpoint().host.starts_with("unix://")
+            && let Some(mask) = visible_engine_bounding_set(ctx.traits.flavor)
+        {
+            let last_cap = kernel_last_cap();
+            if !node::privileged_possible(mask, last_cap) {
+                return fall_back(ctx, Some(mask)).await;
+            }
         }
         match create_and_start(ctx).await {
             Err(e) if node::is_capability_error(&e.to_string()) => {
                 progress.progress("privileged mode refused, measuring host capabilities");
                 remove_nodes(ctx).await?;
-                fall_back(ctx).await
+                fall_back(ctx, None).await
             }
             other => other,
         }
@@ -47,19 +59,27 @@ fn run<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture<'a, Result<()>
 }
 
 /// Switches to the capability fallback and creates the nodes with it.
-async fn fall_back(ctx: &mut Context) -> Result<()> {
+/// `mask` is the engine's bounding set when already known.
+async fn fall_back(ctx: &mut Context, mask: Option<u64>) -> Result<()> {
     ctx.privileges = match known_fallback(ctx).await? {
         Some(privileges) => privileges,
-        None => node::fallback_privileges(host_bounding_set(ctx).await?),
+        None => {
+            let (mask, last_cap) = match mask {
+                Some(mask) => (mask, kernel_last_cap()),
+                None => host_bounding_set(ctx).await?,
+            };
+            node::fallback_privileges(mask, last_cap)
+        }
     };
     let Privileges::Capabilities { drop } = &ctx.privileges else {
         unreachable!("fallback_privileges returns capabilities")
     };
     ctx.ui.warn_once(format!(
         "this host cannot run --privileged containers (it lacks {}); nodes run with every \
-         capability it has, all devices, unmasked system paths and a writable cgroup mount \
-         instead",
-        drop.join(", ")
+         capability it has, all devices allowed (with {} created), unmasked system paths and a \
+         writable cgroup mount instead",
+        drop.join(", "),
+        node::FALLBACK_DEVICES.join(", ")
     ));
     loop {
         let err = match create_and_start(ctx).await {
@@ -105,21 +125,52 @@ async fn known_fallback(ctx: &Context) -> Result<Option<Privileges>> {
         .next())
 }
 
-/// Whether this process's capability bounding set has every capability.
-fn own_bounding_set_is_full() -> bool {
-    std::fs::read_to_string("/proc/self/status")
+/// The bounding set of the engine's own processes, when this process can
+/// see them (same host and PID namespace as the engine).
+fn visible_engine_bounding_set(flavor: node::Flavor) -> Option<u64> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    let processes: Vec<(String, String)> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            Some((comm, status))
+        })
+        .collect();
+    node::engine_bounding_set(
+        flavor,
+        processes.iter().map(|(c, s)| (c.as_str(), s.as_str())),
+    )
+}
+
+/// The running kernel's highest capability; the list skiff knows when unreadable.
+fn kernel_last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
-        .and_then(|s| node::bounding_set(&s))
-        .is_none_or(node::is_full_set)
+        .and_then(|t| node::parse_cap_last_cap(&t))
+        .unwrap_or(node::KNOWN_LAST_CAP)
 }
 
 async fn create_node(ctx: &Context, n: &crate::plan::NodePlan) -> Result<()> {
+    let var_volume = if n.role != NodeRole::LoadBalancer && node::needs_var_volume(ctx.traits) {
+        let labels = n.labels.clone().into_iter().collect();
+        Some(ctx.engine.create_volume(labels).await?)
+    } else {
+        None
+    };
     let mut body = node::container_body(
         n,
         &ctx.network_id,
         &ctx.privileges,
         ctx.traits,
         &ctx.node_env,
+        var_volume.as_deref(),
     );
     if let Some(l) = body.labels.as_mut() {
         l.insert(
@@ -180,20 +231,32 @@ fn first_error<E: std::fmt::Display>(
     errors.into_iter().next().map_or(Ok(()), Err)
 }
 
+/// Removes the nodes this run created, and their named volumes, for another try.
 async fn remove_nodes(ctx: &Context) -> Result<()> {
     let removals = ctx
         .plan
         .nodes
         .iter()
         .map(|n| ctx.engine.remove_container(&n.name));
-    first_error(join_all(removals).await).map_err(Into::into)
+    first_error(join_all(removals).await)?;
+    if node::needs_var_volume(ctx.traits) {
+        let label = format!("{}={}", labels::CREATE_ID, ctx.facts.create_id);
+        for volume in ctx.engine.volumes_with_label(&label).await? {
+            ctx.engine.remove_volume(&volume).await?;
+        }
+    }
+    Ok(())
 }
 
-/// The capability bounding set runc works with on this host, read by a
-/// short-lived probe container in the host's PID namespace from the
-/// containerd shim that starts it (falling back to PID 1).
-async fn host_bounding_set(ctx: &Context) -> Result<u64> {
-    const SCRIPT: &str = r#"for p in /proc/[0-9]*; do
+/// The capability bounding set runc works with on the engine's host and
+/// that kernel's highest capability, read by a short-lived probe container
+/// in the host's PID namespace from the containerd shim that starts it
+/// (falling back to PID 1). It runs a node image, never the load balancer's:
+/// the node image contract (a bash entrypoint) guarantees a shell there,
+/// while kindest/haproxy has none.
+async fn host_bounding_set(ctx: &Context) -> Result<(u64, u32)> {
+    const SCRIPT: &str = r#"echo "CapLastCap: $(cat /proc/sys/kernel/cap_last_cap)"
+for p in /proc/[0-9]*; do
   case "$(cat "$p/comm" 2>/dev/null)" in containerd-shim*|containerd|dockerd) grep CapBnd "$p/status"; exit 0 ;; esac
 done
 grep CapBnd /proc/1/status"#;
@@ -201,6 +264,7 @@ grep CapBnd /proc/1/status"#;
         .plan
         .nodes
         .iter()
+        .filter(|n| n.role != NodeRole::LoadBalancer)
         .map(|n| n.image.as_str())
         .find(|i| !i.is_empty());
     let image = image.ok_or_else(|| step_error("probe capabilities", "no node image"))?;
@@ -238,10 +302,16 @@ grep CapBnd /proc/1/status"#;
     .await;
     engine.remove_container(&name).await?;
     let output = result?;
-    node::bounding_set(&output).ok_or_else(|| {
+    let mask = node::bounding_set(&output).ok_or_else(|| {
         step_error(
             "probe host capabilities",
             format!("unexpected output {output:?}"),
         )
-    })
+    })?;
+    let last_cap = output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CapLastCap:"))
+        .and_then(node::parse_cap_last_cap)
+        .unwrap_or(node::KNOWN_LAST_CAP);
+    Ok((mask, last_cap))
 }

@@ -1,7 +1,11 @@
 //! Step: write every rendered file into its node, and patch containerd.
 //!
 //! The files were rendered when the plan was made (so `--dry-run` shows
-//! them); this step only copies them in. containerd config patches are
+//! them); this step only copies them in, through the Engine's archive upload,
+//! and reloads the load balancer with a signal sent by the engine: neither
+//! needs any tool in the container (kindest/haproxy has no shell). Every file
+//! is complete before its reader is told to read it (the reload signal, the
+//! containerd restart, kubeadm). containerd config patches are
 //! merged into each node's own `/etc/containerd/config.toml`, which only
 //! exists in the node, followed by a containerd restart.
 
@@ -30,20 +34,15 @@ fn run<'a>(ctx: &'a mut Context, _progress: &'a Step) -> BoxFuture<'a, Result<()
                 .map(move |f| engine.write_file(&node.name, &f.path, f.content.as_bytes(), f.mode))
         });
         try_join_all(writes).await?;
-        // HAProxy images reload their configuration on SIGHUP to PID 1.
+        // HAProxy images (master-worker mode) reload their configuration on
+        // SIGHUP to PID 1.
         if let Some(lb) = ctx
             .plan
             .nodes
             .iter()
             .find(|n| n.role == NodeRole::LoadBalancer)
         {
-            bootstrap::run(
-                &ctx.engine,
-                &lb.name,
-                "reloading the load balancer",
-                &["kill", "-s", "HUP", "1"],
-            )
-            .await?;
+            engine.signal_container(&lb.name, "SIGHUP").await?;
         }
         // skiff's own settings first, so a user's patch can still override them.
         let lacks_sys_resource = ctx.privileges.lacks("CAP_SYS_RESOURCE");
