@@ -326,6 +326,28 @@ fn http_get(c: &Cluster, pod: &str, ip: &str, port: &str) -> String {
 /// ClusterIP, both answer with the serving pod's name.
 fn assert_pod_network(c: &Cluster, nodes: usize) {
     let pods = echo_pods(c, nodes);
+    // The Service routes to the current pods once the endpoints controller
+    // (which, after a restart, waits for its leader election) has caught up.
+    let mut want: Vec<String> = pods.iter().map(|p| p.1.clone()).collect();
+    want.sort();
+    wait_for(180, "the echo Endpoints list every echo pod", || {
+        let out = c.kubectl(
+            &[
+                "get",
+                "endpoints",
+                "echo",
+                "-o",
+                "jsonpath={.subsets[*].addresses[*].ip}",
+            ],
+            None,
+        );
+        let mut have: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        have.sort();
+        (have == want).then_some(())
+    });
     let service_ip = c.kubectl_ok(&["get", "service", "echo", "-o", "jsonpath={.spec.clusterIP}"]);
     let names: Vec<&str> = pods.iter().map(|p| p.0.as_str()).collect();
     for (i, (name, _, node)) in pods.iter().enumerate() {
@@ -463,4 +485,124 @@ fn real_one_control_plane_two_workers() {
 #[test]
 fn real_three_control_planes_two_workers() {
     check_topology("r5", 3, 2, false);
+}
+
+/// A registry image for the registry add-on: Docker's distribution from
+/// Debian's `docker-registry`, which the offline test node image carries.
+fn registry_image() -> String {
+    derived_image(
+        "registry-real",
+        r#"["/bin/sh", "-c", "printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\nhttp:\n  addr: :5000\n' > /etc/registry.yml && exec /usr/bin/docker-registry serve /etc/registry.yml"]"#,
+    )
+}
+
+/// Add-ons against the real API server: the registry add-on end to end (a
+/// push from the host, then a pod runs the pushed image), the storage
+/// add-on's objects server-side applied, and an add-on that does not support
+/// v1.20 refused before anything changes.
+#[test]
+fn real_addons() {
+    let Some(real) = real() else { return };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let name = unique_name("radd");
+    let guard = ClusterGuard(name.clone());
+    let dir = temp_dir();
+    let config = dir.path().join("cluster.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: skiff.dev/v1alpha1\nkind: Cluster\nname: {name}\naddons:\n- name: registry\n  values:\n    image: {}\n    port: {port}\n",
+            registry_image()
+        ),
+    )
+    .unwrap();
+    let c = Cluster {
+        name: name.clone(),
+        kubeconfig: dir.path().join("kubeconfig"),
+        kubectl: real.kubectl.clone(),
+        _dir: dir,
+        _guard: guard,
+    };
+    let config = config.display().to_string();
+    let run = c.skiff(&[
+        "create",
+        "--config",
+        &config,
+        "--image",
+        &real.image,
+        "--wait",
+        "5m",
+    ]);
+    assert_eq!(run.code, 0, "create: {}", run.stderr);
+
+    // Push from the host, run from the registry in a pod.
+    let pushed = format!("localhost:{port}/skiff-e2e/pod:{}", std::process::id());
+    docker_out(&["tag", &real.pod_image, &pushed]);
+    let pushed_ok = (0..30).any(|_| {
+        let ok = docker(&["push", &pushed]).status.success();
+        if !ok {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        ok
+    });
+    let _ = docker(&["rmi", &pushed]);
+    assert!(pushed_ok, "docker push to the registry add-on failed");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: from-registry, namespace: default}}\nspec:\n  containers:\n  - name: c\n    image: {pushed}\n    imagePullPolicy: Always\n    command: [sleep, \"3600\"]\n"
+    );
+    let out = c.kubectl(&["apply", "-f", "-"], Some(&manifest));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.kubectl_eventually(
+        180,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/from-registry",
+            "--timeout=20s",
+        ],
+    );
+
+    // The storage add-on's objects are accepted by a real v1.20 API server.
+    c.skiff(&["addons", "enable", "storage", "--cluster", &name])
+        .ok();
+    let class = c.kubectl_ok(&[
+        "get",
+        "storageclass",
+        "-l",
+        "skiff.dev/addon=storage",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(class.trim(), "storageclass.storage.k8s.io/standard");
+
+    // dns needs EndpointSlices v1 (1.21): refused, and nothing applied.
+    let refused = c.skiff(&["addons", "enable", "dns", "--cluster", &name]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("needs Kubernetes v1.21"),
+        "{}",
+        refused.stderr
+    );
+    let dns = c.kubectl_ok(&[
+        "get",
+        "all",
+        "-A",
+        "-l",
+        "skiff.dev/addon=dns",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(dns.trim(), "");
+
+    c.skiff(&["delete", &name]).ok();
+    assert_gone(&name);
 }

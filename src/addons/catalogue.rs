@@ -79,6 +79,10 @@ pub struct Metadata {
     pub default: bool,
     /// Upstream version of what the add-on installs.
     pub version: String,
+    /// The oldest Kubernetes release it supports (`v1.20`); enabling it on
+    /// an older cluster is refused before anything changes.
+    #[serde(rename = "minKubernetes")]
+    pub min_kubernetes: String,
     pub images: BTreeMap<String, Image>,
     pub needs: Vec<Need>,
     pub values: Vec<ValueSpec>,
@@ -179,6 +183,15 @@ mod tests {
         assert!(!get("storage").unwrap().meta.default);
         assert!(!get("dns").unwrap().meta.default);
         assert!(!get("ingress").unwrap().meta.default);
+        for addon in all() {
+            let min = crate::bootstrap::version::Version::parse(&addon.meta.min_kubernetes)
+                .unwrap_or_else(|e| panic!("{}: minKubernetes: {e}", addon.name));
+            assert!(
+                min.minor_at_least(1, 20),
+                "{}: below skiff's floor",
+                addon.name
+            );
+        }
     }
 
     #[test]

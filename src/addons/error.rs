@@ -52,6 +52,12 @@ pub enum AddonError {
     },
     #[error("the dashboard add-on is not enabled on cluster {cluster:?}")]
     DashboardDisabled { cluster: String },
+    #[error("add-on {addon} needs Kubernetes {min} or newer, and the cluster runs {version}")]
+    UnsupportedKubernetes {
+        addon: String,
+        min: String,
+        version: String,
+    },
 }
 
 impl AddonError {
@@ -63,6 +69,7 @@ impl AddonError {
                 | AddonError::UnknownValue { .. }
                 | AddonError::InvalidValue { .. }
                 | AddonError::BadValuesFile(_)
+                | AddonError::UnsupportedKubernetes { .. }
         )
     }
 
@@ -107,6 +114,10 @@ impl AddonError {
                 "no registry is reachable for it: `docker pull {image}` (or `docker load`) it on \
                  this machine first, or point the add-on at a copy with `skiff addons enable \
                  {addon} --set image=IMAGE`"
+            )),
+            AddonError::UnsupportedKubernetes { min, .. } => Some(format!(
+                "use a node image of Kubernetes {min} or newer (`skiff create --image …`), or \
+                 leave this add-on out"
             )),
             AddonError::DashboardDisabled { cluster } => Some(format!(
                 "enable it with `skiff addons enable dashboard --cluster {cluster}`"

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::bootstrap::version::Version;
 use crate::cluster::{ClusterInfo, lifecycle};
 use crate::config::{self, AddonRef, PortMapping, Protocol, Role};
 use crate::engine::Engine;
@@ -207,8 +208,35 @@ pub fn prepare_config(
 }
 
 /// Checks an add-on can work on this cluster, before anything is changed.
+/// Refuses add-ons that do not support Kubernetes `version`; `skiff create`
+/// calls it while planning, `enable` before it applies anything.
+pub fn check_supported<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    version: &Version,
+) -> std::result::Result<(), AddonError> {
+    for name in names {
+        let addon = catalogue::get(name)?;
+        let min = Version::parse(&addon.meta.min_kubernetes).map_err(|e| AddonError::Render {
+            addon: name.to_string(),
+            message: format!("minKubernetes: {e}"),
+        })?;
+        let (major, minor) = (min.major(), min.minor());
+        if !version.minor_at_least(major, minor) {
+            return Err(AddonError::UnsupportedKubernetes {
+                addon: name.to_string(),
+                min: format!("v{major}.{minor}"),
+                version: version.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn preflight(resolved: &Resolved, facts: &ClusterFacts) -> std::result::Result<(), AddonError> {
     let addon = resolved.addon;
+    if let Ok(version) = Version::parse(&facts.kubernetes_version) {
+        check_supported([addon.name], &version)?;
+    }
     if addon.needs(Need::IngressPorts) && facts.ingress_nodes.is_empty() {
         return Err(AddonError::NoIngressNode {
             addon: addon.name.into(),

@@ -664,3 +664,26 @@ fn requests_for_the_same_addon_merge() {
 }
 
 use serde::Deserialize;
+
+#[test]
+fn addons_refuse_kubernetes_older_than_they_support() {
+    let v = |s: &str| crate::bootstrap::version::Version::parse(s).unwrap();
+    check_supported(["storage", "registry", "load-balancer"], &v("v1.20.2")).unwrap();
+    let err = check_supported(["storage", "dns"], &v("v1.20.2")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "add-on dns needs Kubernetes v1.21 or newer, and the cluster runs v1.20.2"
+    );
+    assert!(err.is_usage());
+    assert!(
+        err.hint()
+            .unwrap()
+            .contains("node image of Kubernetes v1.21")
+    );
+    check_supported(
+        ["dns", "ingress", "dashboard", "metrics-server"],
+        &v("v1.36.1"),
+    )
+    .unwrap();
+    assert!(check_supported(["ingress"], &v("v1.27.3")).is_err());
+}

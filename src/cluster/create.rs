@@ -98,6 +98,8 @@ pub async fn plan(
 
 /// The plan with every file it writes rendered in.
 pub fn build_plan(config: &Cluster, facts: &Facts, version: &Version) -> Result<Plan> {
+    let addons = crate::addons::create_set(&config.addons);
+    crate::addons::check_supported(addons.iter().map(|a| a.name.as_str()), version)?;
     let mut plan = plan::build(config, facts)?;
     crate::bootstrap::render_files(config, &mut plan, version.clone())?;
     Ok(plan)
