@@ -557,22 +557,12 @@ fn dry_run_needs_no_cluster() {
     );
 }
 
-/// A real registry (Docker's distribution, Debian's `docker-registry`
-/// package, which the test image carries) run as its own container, with
-/// the plain configuration of `registry:2` (Debian's asks for htpasswd auth).
-fn real_registry_image() -> String {
-    derived_image(
-        "registry-real",
-        r#"["/bin/sh", "-c", "printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\nhttp:\n  addr: :5000\n' > /etc/registry.yml && exec /usr/bin/docker-registry serve /etc/registry.yml"]"#,
-    )
-}
-
 #[test]
 fn registry_add_on_serves_pushes_from_the_host_and_pulls_from_the_nodes() {
     let cluster = create("regreal", &["--workers", "1"]);
     let name = cluster.0.as_str();
     let port = free_port().to_string();
-    let image = real_registry_image();
+    let image = registry_image();
     skiff(&[
         "addons",
         "enable",

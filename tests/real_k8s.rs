@@ -487,15 +487,6 @@ fn real_three_control_planes_two_workers() {
     check_topology("r5", 3, 2, false);
 }
 
-/// A registry image for the registry add-on: Docker's distribution from
-/// Debian's `docker-registry`, which the offline test node image carries.
-fn registry_image() -> String {
-    derived_image(
-        "registry-real",
-        r#"["/bin/sh", "-c", "printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\nhttp:\n  addr: :5000\n' > /etc/registry.yml && exec /usr/bin/docker-registry serve /etc/registry.yml"]"#,
-    )
-}
-
 /// Add-ons against the real API server: the registry add-on end to end (a
 /// push from the host, then a pod runs the pushed image), the storage
 /// add-on's objects server-side applied, and an add-on that does not support

@@ -334,3 +334,14 @@ pub fn restart_dockerd() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// A real registry for the registry add-on (Docker's distribution, Debian's
+/// `docker-registry` package, which the test image carries) run as its own
+/// container, with the plain configuration of `registry:2` (Debian's asks
+/// for htpasswd auth).
+pub fn registry_image() -> String {
+    derived_image(
+        "registry-real",
+        r#"["/bin/sh", "-c", "printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\nhttp:\n  addr: :5000\n' > /etc/registry.yml && exec /usr/bin/docker-registry serve /etc/registry.yml"]"#,
+    )
+}

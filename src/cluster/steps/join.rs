@@ -38,6 +38,19 @@ fn has_workers(ctx: &Context) -> bool {
     ctx.plan.nodes.iter().any(|n| n.role == NodeRole::Worker)
 }
 
+/// Restarts a node's control-plane components and waits until its API
+/// server is ready again. Nothing to restart is fine (images whose control
+/// plane is not made of these processes).
+const RESTART_CONTROL_PLANE: &str = "\
+pkill -f '^kube-(apiserver|controller-manager|scheduler) ' || exit 0
+for _ in $(seq 1 120); do
+  kubectl --kubeconfig=/etc/kubernetes/admin.conf --server=https://127.0.0.1:6443 \
+    get --raw=/readyz >/dev/null 2>&1 && exit 0
+  sleep 1
+done
+echo 'the API server did not come back within 120 s' >&2
+exit 1";
+
 async fn join(engine: &Engine, version: &Version, node: &str) -> Result<()> {
     let config = format!("--config={}", bootstrap::KUBEADM_CONFIG);
     let skip = skip_phases_flag(version, false, false)?;
@@ -62,28 +75,23 @@ fn run_control_planes<'a>(ctx: &'a mut Context, progress: &'a Step) -> BoxFuture
             join(&ctx.engine, &ctx.version, node).await?;
         }
         // Each join grows etcd, and while the new member catches up etcd
-        // has no leader. Controllers that were already running can keep a
-        // watch that never delivers another event: seen with v1.20.2 on a
-        // 3-control-plane cluster, whose first controller-manager never
-        // created Endpoints for Services made after the joins. Restarting
-        // the controller-manager and scheduler of every control plane but
-        // the last (the kubelet brings them back at once) gives them fresh
-        // watches on the settled etcd.
+        // has no leader. Watches an API server was already serving can then
+        // stall for good (seen with real v1.20.2 and three control planes:
+        // the first controller-manager never made Endpoints, the first
+        // node's kube-proxy never programmed new Services). Restarting the
+        // API server, controller-manager and scheduler of every control
+        // plane but the last (the kubelet starts them again at once) makes
+        // every client watch the settled etcd afresh.
         let earlier = std::iter::once(first_control_plane(ctx))
             .chain(nodes.iter().copied())
             .take(nodes.len());
         for node in earlier {
-            progress.progress(format!("restarting controllers on {node}"));
+            progress.progress(format!("restarting the control plane of {node}"));
             bootstrap::run(
                 &ctx.engine,
                 node,
-                "restarting kube-controller-manager and kube-scheduler",
-                // Nothing to restart is fine (images without them running).
-                &[
-                    "sh",
-                    "-c",
-                    "pkill -f '^kube-(controller-manager|scheduler) ' || true",
-                ],
+                "restarting the control-plane components",
+                &["sh", "-c", RESTART_CONTROL_PLANE],
             )
             .await?;
         }
