@@ -172,6 +172,27 @@ for node in "$@"; do
 done
 wait
 EOF
+# The cold path's parts, one at a time: 150 MB to every node by exec stdin
+# and by the archive API (what skiff uses), and written with and without fsync.
+cat >"$work/by-exec.sh" <<'EOF'
+#!/usr/bin/env bash
+for node in "${@:2}"; do docker exec -i "$node" sh -c 'cat >/dev/null' <"$1" & done
+wait
+EOF
+cat >"$work/by-archive.sh" <<'EOF'
+#!/usr/bin/env bash
+for node in "${@:2}"; do
+	tar -C "$(dirname "$1")" -cf - "$(basename "$1")" | docker cp - "$node:/var/tmp/" &
+done
+wait
+EOF
+cat >"$work/write.sh" <<'EOF'
+#!/usr/bin/env bash
+for node in "${@:2}"; do
+	docker exec "$node" sh -c "dd if=/var/tmp/bench-layer.tar of=/var/lib/containerd/bench-dd bs=1M $1 status=none; rm -f /var/lib/containerd/bench-dd" &
+done
+wait
+EOF
 chmod +x "$work"/*.sh
 export CLUSTER="$cluster"
 docker save "$cold" -o "$work/cold.tar"
@@ -181,6 +202,7 @@ for node in "${nodes[@]}"; do
 	docker cp "$work/cold.tar" "$node:/var/tmp/bench-load.tar"
 	docker cp "$big_layer" "$node:/var/tmp/bench-layer.tar"
 done
+mv "$big_layer" "$work/layer.bin"
 rm -rf "$work/cold" "$work/cold.tar"
 
 skiff="$SKIFF_BIN load --quiet --cluster $cluster"
@@ -207,6 +229,10 @@ hf --export-json "$work/floor-import.json" --prepare "$work/unload.sh $cold" -n 
 	"$work/local-import.sh ${nodes[*]}"
 hf --export-json "$work/floor-node.json" -n "write, hash, extract" "$work/node-floor.sh ${nodes[*]}"
 hf --export-json "$work/floor-probe.json" -n "skiff load, all present" "$skiff $cold"
+hf --export-json "$work/part-exec.json" -n "exec stdin" "$work/by-exec.sh $work/layer.bin ${nodes[*]}"
+hf --export-json "$work/part-archive.json" -n "archive API" "$work/by-archive.sh $work/layer.bin ${nodes[*]}"
+hf --export-json "$work/part-fsync.json" -n "write + fsync" "$work/write.sh conv=fsync ${nodes[*]}"
+hf --export-json "$work/part-nofsync.json" -n "write" "$work/write.sh status=none ${nodes[*]}"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 median() { jq -r '.results[0].median' "$work/$1.json"; }
@@ -245,6 +271,10 @@ Floors, median seconds (range):
 | \`skiff load\` of an image every node holds (resolve + one probe exec per node) | $(s floor-probe) ($(range floor-probe)) |
 | \`ctr images import\` of the cold image from a file inside each node, concurrently | $(s floor-import) ($(range floor-import)) |
 | in every node concurrently: write the 150 MB layer once, sha256 it once, extract it once | $(s floor-node) ($(range floor-node)) |
+| the 150 MB layer to every node through \`docker exec -i\` stdin (to /dev/null) | $(s part-exec) ($(range part-exec)) |
+| the 150 MB layer to every node through the archive API (\`docker cp -\`, into /var) | $(s part-archive) ($(range part-archive)) |
+| in every node concurrently: write the 150 MB layer to containerd's disk, with fsync | $(s part-fsync) ($(range part-fsync)) |
+| the same without fsync | $(s part-nofsync) ($(range part-nofsync)) |
 EOF
 )"
 
