@@ -755,6 +755,49 @@ mod tests {
     }
 
     #[test]
+    fn oci_exports_are_passed_on_without_the_blobs_a_node_holds() {
+        // Docker 25+: blobs named by digest, the export's own index.
+        let layer = vec![5u8; 2 << 20];
+        let layer_digest = dockersave::digest(&layer);
+        let config = b"{}".to_vec();
+        let name = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+        let entries: Vec<(String, Vec<u8>)> = vec![
+            (name(&dockersave::digest(&config)), config.clone()),
+            (name(&layer_digest), layer.clone()),
+            ("index.json".into(), br#"{"schemaVersion":2}"#.to_vec()),
+            ("manifest.json".into(), b"[]".to_vec()),
+            ("oci-layout".into(), dockersave::OCI_LAYOUT.to_vec()),
+        ];
+        let refs: Vec<(&str, &[u8])> = entries
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.as_slice()))
+            .collect();
+        let archive = tar(&refs);
+        let facts = ImageFacts {
+            id: dockersave::digest(&config),
+            diff_ids: vec![layer_digest.clone()],
+            platform: Platform::from_config("linux", "amd64"),
+        };
+        let plans = vec![
+            Plan::Layers(HashSet::from([layer_digest.clone()])),
+            Plan::Layers(HashSet::new()),
+        ];
+        let (outputs, sent) = convert(&archive, plans, facts);
+        let held = files(&outputs[0]);
+        assert_eq!(sent[0].skipped, layer.len() as u64);
+        assert_eq!(held["layout/index.json"], br#"{"schemaVersion":2}"#);
+        assert_eq!(held["layout/oci-layout"], dockersave::OCI_LAYOUT);
+        assert_eq!(
+            held.len(),
+            3,
+            "config, index, oci-layout: {:?}",
+            held.keys()
+        );
+        assert_eq!(sent[1].direct.len(), 1);
+        assert_eq!(sent[1].direct[0].0, layer_digest);
+    }
+
+    #[test]
     fn missing_blobs_are_listed_once() {
         let needs = vec!["sha256:b".to_string(), "sha256:a".into(), "sha256:b".into()];
         let held = HashSet::from(["sha256:a".to_string()]);
