@@ -224,7 +224,7 @@ hf --export-json "$work/shared-skiff.json" --prepare "$work/unload.sh ${shared[*
 hf --export-json "$work/shared-kind.json" --prepare "$work/unload.sh ${shared[*]}" -n kind "$work/kind-load.sh ${shared[*]}"
 
 log "floors"
-hf --export-json "$work/floor-save.json" -n "docker save" "docker save $cold -o /dev/null"
+hf --export-json "$work/floor-save.json" -n "docker save" "docker save $cold >/dev/null"
 hf --export-json "$work/floor-import.json" --prepare "$work/unload.sh $cold" -n "ctr import inside" \
 	"$work/local-import.sh ${nodes[*]}"
 hf --export-json "$work/floor-node.json" -n "write, hash, extract" "$work/node-floor.sh ${nodes[*]}"

@@ -31,9 +31,10 @@ use super::reference;
 use super::tarstream::{self, Event, Kind, TarReader};
 
 /// Blobs this large go straight into the content store; smaller ones travel
-/// in the layout, where ctr's own hashing and fsync of them cost little and
-/// save a `ctr content ingest` per blob.
-pub const DIRECT_MIN: u64 = 1 << 20;
+/// in the layout, where ctr's own hashing and fsync of them cost less than
+/// the `ctr content ingest` run (a Go binary starting, tens of milliseconds
+/// on a busy node) that a direct blob needs.
+pub const DIRECT_MIN: u64 = 8 << 20;
 
 /// An engine image, as the conversion needs it.
 #[derive(Debug, Clone)]
@@ -571,10 +572,10 @@ mod tests {
         config: Vec<u8>,
     }
 
-    /// A docker save archive of one image: a 1.5 MiB base layer and a small
+    /// A docker save archive of one image: a 9 MiB base layer and a small
     /// top layer, in the lexical order Docker writes.
     fn saved(recognisable: bool) -> Saved {
-        let layers = [vec![1u8; 3 << 19], vec![2u8; 3000]];
+        let layers = [vec![1u8; 9 << 20], vec![2u8; 3000]];
         let diffs: Vec<String> = layers.iter().map(|l| dockersave::digest(l)).collect();
         let chains = dockersave::chain_ids(&diffs);
         let (base, base_json) = v1_dir(&chains[0], None);
@@ -757,7 +758,7 @@ mod tests {
     #[test]
     fn oci_exports_are_passed_on_without_the_blobs_a_node_holds() {
         // Docker 25+: blobs named by digest, the export's own index.
-        let layer = vec![5u8; 2 << 20];
+        let layer = vec![5u8; 9 << 20];
         let layer_digest = dockersave::digest(&layer);
         let config = b"{}".to_vec();
         let name = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
