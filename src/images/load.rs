@@ -6,11 +6,16 @@
 //!    stopped or broken node fails only itself.
 //! 3. Decide per node: skip (the image is there under every name), tag (it is
 //!    there under another name), or import.
-//! 4. Stream: one engine export for each distinct set of images nodes need
-//!    (usually one for all), or one read of each archive, fanned out to the
-//!    nodes' `ctr images import -` through exec stdin. Nothing is written to
-//!    the host's disk.
-//! 5. After a failed import, remove the names it created or changed, so no
+//! 4. Send: one engine export for each distinct set of images nodes need
+//!    (usually one for all), converted while it streams into one upload per
+//!    node of only the blobs that node lacks ([`upload`]), imported by one
+//!    exec ([`node::LAYERS_SCRIPT`]). Archives, and nodes where a partial
+//!    import would not give the image a full one does, get the bytes whole
+//!    through `ctr images import -` on exec stdin. Nothing is written to the
+//!    host's disk.
+//! 5. Check that every blob the image needs is on the node afterwards; a
+//!    node missing one (deleted since the probe) is sent the export whole.
+//! 6. After a failed import, remove the names it created or changed, so no
 //!    half-imported image is left for the kubelet to trip over; the content
 //!    it wrote is held only by ctr's lease and goes with it.
 
