@@ -355,6 +355,276 @@ fn a_failed_import_leaves_no_image_behind() {
     );
 }
 
+/// Builds `name` offline with the classic builder: `FROM scratch` and one
+/// `ADD` per file, so images that start with the same files share those
+/// layers (the builder's cache), as rebuilt application images do.
+fn layered_image(name: &str, files: &[(&str, &[u8])], images: &mut Images) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dockerfile = String::from("FROM scratch\n");
+    for (file, data) in files {
+        std::fs::write(dir.path().join(file), data).unwrap();
+        dockerfile += &format!("ADD {file} /\n");
+    }
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", name])
+        .arg(dir.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    images.0.push(name.to_string());
+    name.to_string()
+}
+
+/// Deterministic incompressible-looking bytes (layers must differ by seed).
+fn noise(seed: u8, len: usize) -> Vec<u8> {
+    let mut state = u64::from(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn diff_ids(image: &str) -> Vec<String> {
+    serde_json::from_str(&docker_out(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .RootFS.Layers}}",
+        image,
+    ]))
+    .unwrap()
+}
+
+/// `ctr images check` of one name in a node's `k8s.io` namespace:
+/// (target digest, status), e.g. ("sha256:…", "complete (4/4)").
+fn check(node: &str, namespace: &str, name: &str) -> (String, String) {
+    let out = docker_out(&["exec", node, "ctr", "-n", namespace, "images", "check"]);
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("{name} not on {node} ({namespace}):\n{out}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    (cols[2].to_string(), format!("{} {}", cols[3], cols[4]))
+}
+
+/// Imports `image` the way kind does, whole, into `namespace` of `node`.
+fn full_import(image: &str, node: &str, namespace: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("image.tar");
+    docker_out(&["save", "-o", tar.to_str().unwrap(), image]);
+    let out = Command::new("docker")
+        .args([
+            "exec", "-i", node, "ctr", "-n", namespace, "images", "import",
+        ])
+        .args(["--snapshotter=overlayfs", "-"])
+        .stdin(std::fs::File::open(&tar).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ctr import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn outcome_on<'a>(run: &'a serde_json::Value, node: &str) -> &'a serde_json::Value {
+    run["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["node"] == node)
+        .unwrap_or_else(|| panic!("no outcome for {node}: {run}"))
+}
+
+#[test]
+fn a_rebuilt_image_sends_only_its_new_layers_and_is_the_image_a_full_import_gives() {
+    let cluster = create("loadlayers", &["--workers", "1"]);
+    let cp = format!("{}-control-plane", cluster.0);
+    let worker = format!("{}-worker", cluster.0);
+    let mut images = Images(Vec::new());
+    let prefix = format!("skiff-load-test-{}-app", std::process::id());
+    // A 9 MiB base (sent straight into the content store on the first load),
+    // then two small layers (sent in the layout) that change between builds.
+    let base = noise(1, 9 << 20);
+    let v1 = layered_image(
+        &format!("{prefix}:1"),
+        &[
+            ("base.bin", &base),
+            ("app.bin", &noise(2, 1_200_000)),
+            ("note.txt", b"one"),
+        ],
+        &mut images,
+    );
+    let v2 = layered_image(
+        &format!("{prefix}:2"),
+        &[
+            ("base.bin", &base),
+            ("app.bin", &noise(3, 1_200_000)),
+            ("note.txt", b"two"),
+        ],
+        &mut images,
+    );
+    let layers = diff_ids(&v2);
+    assert_eq!(diff_ids(&v1)[0], layers[0], "the base layer is shared");
+    assert_ne!(diff_ids(&v1)[1], layers[1]);
+
+    skiff(&[
+        "load",
+        &v1,
+        "--cluster",
+        &cluster.0,
+        "--nodes",
+        "control-plane",
+    ])
+    .ok();
+    let run = skiff(&[
+        "load",
+        &v2,
+        "--cluster",
+        &cluster.0,
+        "--nodes",
+        "control-plane",
+        "-o",
+        "json",
+    ])
+    .ok()
+    .json();
+    let partial = outcome_on(&run, &cp);
+    assert_eq!(partial["status"], "loaded", "{run}");
+    assert!(partial.get("note").is_none(), "sent layer by layer: {run}");
+    let skipped = partial["bytesSkipped"].as_u64().unwrap();
+    let sent = partial["bytes"].as_u64().unwrap();
+    assert!(skipped >= 9 << 20, "the base was not sent: {run}");
+    assert!(
+        sent < 1_300_000 + 64 * 1024,
+        "only the new layers were sent: {run}"
+    );
+
+    // The reference: kind's method, a whole import, on the other node.
+    full_import(&v2, &worker, "k8s.io");
+    let name = qualified(&v2);
+    let (digest, status) = check(&cp, "k8s.io", &name);
+    let (full_digest, full_status) = check(&worker, "k8s.io", &name);
+    assert_eq!(digest, full_digest, "same manifest, so the same image");
+    assert_eq!(status, "complete (4/4)");
+    assert_eq!(full_status, status);
+    let id = docker_out(&["image", "inspect", "-f", "{{.Id}}", &v2]);
+    assert!(
+        node_images(&cp).contains(&id),
+        "the CRI plugin knows it by its ID"
+    );
+    // And the kubelet's view: the image is unpacked where the CRI plugin looks.
+    let unpacked = docker_out(&["exec", &cp, "ctr", "-n", "k8s.io", "images", "check"]);
+    assert!(
+        unpacked
+            .lines()
+            .any(|l| l.starts_with(&name) && l.trim_end().ends_with("true")),
+        "{unpacked}"
+    );
+
+    // Loading it again is a no-op; a node that has nothing gets it all.
+    let again = skiff(&["load", &v2, "--cluster", &cluster.0, "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(outcome_on(&again, &cp)["status"], "present", "{again}");
+    assert_eq!(outcome_on(&again, &worker)["status"], "present", "{again}");
+}
+
+#[test]
+fn images_sharing_a_base_send_it_once_and_a_blob_the_node_lacks_is_made_up_for() {
+    let cluster = create("loadshare", &[]);
+    let node = format!("{}-control-plane", cluster.0);
+    let mut images = Images(Vec::new());
+    let prefix = format!("skiff-load-test-{}-svc", std::process::id());
+    let base = noise(9, 3 << 20);
+    let a = layered_image(
+        &format!("{prefix}-a:1"),
+        &[("base.bin", &base), ("a", b"a")],
+        &mut images,
+    );
+    let b = layered_image(
+        &format!("{prefix}-b:1"),
+        &[("base.bin", &base), ("b", b"b")],
+        &mut images,
+    );
+
+    // skiff is told the node holds the base layer, which it does not: the
+    // partial import cannot be complete, and skiff must notice and send
+    // the images whole.
+    let run = skiff_cmd(&["load", &a, &b, "--cluster", &cluster.0, "-o", "json"])
+        .env("SKIFF_LOAD_PRETEND_HELD", &diff_ids(&a)[0])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for outcome in report["outcomes"].as_array().unwrap() {
+        assert_eq!(outcome["status"], "loaded", "{report}");
+        let note = outcome["note"].as_str().unwrap_or_default();
+        assert!(
+            note.contains(&diff_ids(&a)[0]) && note.contains("missing"),
+            "{report}"
+        );
+        // One export for both images: the shared base travelled once (in
+        // the whole export), not once per image.
+        let bytes = outcome["bytes"].as_u64().unwrap();
+        assert!(bytes < 2 * (3 << 20), "{report}");
+    }
+    // Both complete, and the same images a whole import makes.
+    for image in [&a, &b] {
+        full_import(image, &node, "skiff-test");
+        let name = qualified(image);
+        let (digest, status) = check(&node, "k8s.io", &name);
+        assert_eq!(status, "complete (3/3)", "{image}");
+        assert_eq!(digest, check(&node, "skiff-test", &name).0, "{image}");
+    }
+
+    // Without the lie, a rebuild of both sends neither the base nor twice.
+    let a2 = layered_image(
+        &format!("{prefix}-a:2"),
+        &[("base.bin", &base), ("a", b"a2")],
+        &mut images,
+    );
+    let b2 = layered_image(
+        &format!("{prefix}-b:2"),
+        &[("base.bin", &base), ("b", b"b2")],
+        &mut images,
+    );
+    let run = skiff(&["load", &a2, &b2, "--cluster", &cluster.0, "-o", "json"])
+        .ok()
+        .json();
+    for outcome in run["outcomes"].as_array().unwrap() {
+        assert_eq!(outcome["status"], "loaded", "{run}");
+        assert!(outcome.get("note").is_none(), "{run}");
+        assert!(
+            outcome["bytesSkipped"].as_u64().unwrap() >= 3 << 20,
+            "{run}"
+        );
+        assert!(outcome["bytes"].as_u64().unwrap() < 64 * 1024, "{run}");
+    }
+    for image in [&a2, &b2] {
+        assert_eq!(
+            check(&node, "k8s.io", &qualified(image)).1,
+            "complete (3/3)"
+        );
+    }
+}
+
 /// sha256 in hex.
 fn hex(data: &[u8]) -> String {
     Sha256::digest(data)

@@ -1,6 +1,7 @@
-//! Moving bulk bytes: image exports out of the engine, streams into execs.
+//! Moving bulk bytes: image exports out of the engine, streams into execs
+//! and into containers' filesystems.
 //!
-//! Both are streams so an image of any size goes from the engine to the nodes
+//! All are streams so an image of any size goes from the engine to the nodes
 //! without being held in memory or written to a temporary file.
 
 use futures::{Stream, StreamExt};
@@ -18,6 +19,12 @@ pub struct ImageDetails {
     pub repo_tags: Vec<String>,
     /// Unpacked size: close to what an export of it streams.
     pub size: u64,
+    /// The layers' uncompressed digests, base first (`RootFS.Layers`).
+    pub diff_ids: Vec<String>,
+    /// The platform, as the image config states it.
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
 }
 
 impl Engine {
@@ -28,6 +35,10 @@ impl Engine {
                 id: info.id.unwrap_or_default(),
                 repo_tags: info.repo_tags.unwrap_or_default(),
                 size: info.size.unwrap_or(0).max(0) as u64,
+                diff_ids: info.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+                os: info.os.unwrap_or_default(),
+                architecture: info.architecture.unwrap_or_default(),
+                variant: info.variant.filter(|v| !v.is_empty()),
             })),
             Err(e) => {
                 let err = self.wrap(format!("inspect image {image}"), e);
@@ -45,14 +56,34 @@ impl Engine {
     pub fn export_images(
         &self,
         names: &[String],
-    ) -> impl Stream<Item = Result<impl AsRef<[u8]> + Send + use<>, EngineError>> + Send + Unpin + use<>
-    {
+    ) -> impl Stream<Item = Result<bytes::Bytes, EngineError>> + Send + Unpin + use<> {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let what = format!("export {}", names.join(", "));
         let engine = self.clone();
         self.docker()
             .export_images(&refs)
             .map(move |chunk| chunk.map_err(|e| engine.wrap(what.clone(), e)))
+    }
+
+    /// Extracts the tar stream `tar` into directory `dir` of `container`
+    /// (`PUT /containers/{id}/archive`, what `docker cp` uses). The engine
+    /// writes the files itself, into the container's volumes where the path
+    /// is one: no process in the container, no stdin pipe to copy through.
+    /// `dir` must exist; the tar's directories are created as needed.
+    pub async fn upload_archive(
+        &self,
+        container: &str,
+        dir: &str,
+        tar: impl Stream<Item = bytes::Bytes> + Send + 'static,
+    ) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::UploadToContainerOptions {
+            path: dir.to_string(),
+            ..Default::default()
+        };
+        self.docker()
+            .upload_to_container(container, Some(options), bollard::body_stream(tar))
+            .await
+            .map_err(|e| self.wrap(format!("copy files into {container}:{dir}"), e))
     }
 
     /// Runs `cmd` in `container` with `input` streamed to its stdin (closed

@@ -311,13 +311,13 @@ fn clean(name: &str) -> String {
         .to_string()
 }
 
-fn cstr(bytes: &[u8]) -> String {
+pub(crate) fn cstr(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 /// `prefix/name` for ustar headers, `name` otherwise.
-fn header_name(block: &[u8; 512]) -> String {
+pub(crate) fn header_name(block: &[u8; 512]) -> String {
     let name = cstr(&block[0..100]);
     if &block[257..262] == b"ustar" {
         let prefix = cstr(&block[345..500]);
@@ -329,7 +329,7 @@ fn header_name(block: &[u8; 512]) -> String {
 }
 
 /// Octal, or base-256 (high bit set) for sizes of 8 GiB and more.
-fn parse_size(field: &[u8]) -> Option<u64> {
+pub(crate) fn parse_size(field: &[u8]) -> Option<u64> {
     if field[0] & 0x80 != 0 {
         return Some(
             field[1..]
@@ -348,7 +348,7 @@ fn parse_size(field: &[u8]) -> Option<u64> {
 }
 
 /// The header checksum: the byte sum with the checksum field read as spaces.
-fn checksum_ok(block: &[u8; 512]) -> bool {
+pub(crate) fn checksum_ok(block: &[u8; 512]) -> bool {
     let Some(stored) = parse_size(&block[148..156]) else {
         return false;
     };
@@ -367,7 +367,7 @@ fn checksum_ok(block: &[u8; 512]) -> bool {
 }
 
 /// The `path` record of a PAX extended header (`<len> path=<value>\n`).
-fn pax_path(data: &[u8]) -> Option<String> {
+pub(crate) fn pax_path(data: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(data);
     text.lines()
         .filter_map(|record| record.split_once(' ').map(|(_, kv)| kv))

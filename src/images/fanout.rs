@@ -1,13 +1,13 @@
 //! One byte stream, many receivers.
 //!
-//! The image export is read once and every chunk goes to each node through
-//! its own bounded channel. Sending waits until every live node has room, so
+//! The image export is read once and every piece goes to the nodes it is
+//! for (all of them, or those that lack a layer) through their own bounded
+//! channels. Sending waits until every live node has room, so
 //! the slowest node sets the pace (backpressure) and memory stays bounded at
 //! [`CHANNEL_CHUNKS`] chunks per node, instead of the whole image. A node
 //! whose receiver is gone (its import failed) is dropped and the others go on.
 
-use std::sync::Arc;
-
+use bytes::Bytes;
 use futures::future::join_all;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -23,7 +23,25 @@ pub const CHUNK_BYTES: usize = 1 << 20;
 pub const CHANNEL_CHUNKS: usize = 16;
 
 /// A chunk of the stream, shared (not copied) between the receivers.
-pub type Chunk = Arc<[u8]>;
+pub type Chunk = Bytes;
+
+/// Bytes for some of the receivers.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    pub data: Chunk,
+    /// `to[i]`: receiver `i` gets it.
+    pub to: Vec<bool>,
+}
+
+impl Piece {
+    /// A piece for all of `count` receivers.
+    pub fn all(data: Chunk, count: usize) -> Piece {
+        Piece {
+            data,
+            to: vec![true; count],
+        }
+    }
+}
 
 /// How a fan-out ended.
 #[derive(Debug)]
@@ -41,35 +59,48 @@ pub fn channels(count: usize) -> (Vec<mpsc::Sender<Chunk>>, Vec<mpsc::Receiver<C
     (0..count).map(|_| mpsc::channel(CHANNEL_CHUNKS)).unzip()
 }
 
-/// Copies `source` into every sender until it ends, it fails, or no
-/// receiver is left. On a source failure each live receiver gets `poison`
-/// last, so a consumer that cannot be told otherwise (a process reading
-/// stdin) sees a broken stream rather than a clean, truncated one.
+/// Copies each piece of `source` to the senders it is for, until the source
+/// ends, it fails, or no receiver is left. On a source failure each live
+/// receiver gets `poison` last, so a consumer that cannot be told otherwise
+/// (a process reading stdin) sees a broken stream rather than a clean,
+/// truncated one.
 pub async fn fan_out<S, E>(source: S, senders: Vec<mpsc::Sender<Chunk>>, poison: Chunk) -> Ended<E>
 where
-    S: Stream<Item = Result<Chunk, E>>,
+    S: Stream<Item = Result<Vec<Piece>, E>>,
 {
-    let mut live: Vec<mpsc::Sender<Chunk>> = senders;
+    let mut live: Vec<Option<mpsc::Sender<Chunk>>> = senders.into_iter().map(Some).collect();
     let mut total = 0u64;
     let mut source = std::pin::pin!(source);
     while let Some(item) = source.next().await {
-        let chunk = match item {
-            Ok(chunk) => chunk,
+        let pieces = match item {
+            Ok(pieces) => pieces,
             Err(e) => {
-                join_all(live.iter().map(|tx| tx.send(poison.clone()))).await;
+                join_all(live.iter().flatten().map(|tx| tx.send(poison.clone()))).await;
                 return Ended::SourceFailed(e, total);
             }
         };
-        if chunk.is_empty() {
-            continue;
-        }
-        total += chunk.len() as u64;
-        // Clones share one buffer: the chunk is not copied per node.
-        let sent = join_all(live.iter().map(|tx| tx.send(chunk.clone()))).await;
-        let mut results = sent.into_iter();
-        live.retain(|_| results.next().is_some_and(|r| r.is_ok()));
-        if live.is_empty() {
-            return Ended::NoReceivers;
+        for piece in pieces {
+            if piece.data.is_empty() {
+                continue;
+            }
+            total += piece.data.len() as u64;
+            let targets: Vec<usize> = (0..live.len())
+                .filter(|&i| piece.to.get(i) == Some(&true) && live[i].is_some())
+                .collect();
+            // Clones share one buffer: the piece is not copied per node.
+            let sent = join_all(targets.iter().map(|&i| {
+                let tx = live[i].as_ref().expect("live");
+                tx.send(piece.data.clone())
+            }))
+            .await;
+            for (&i, result) in targets.iter().zip(sent) {
+                if result.is_err() {
+                    live[i] = None;
+                }
+            }
+            if live.iter().all(Option::is_none) {
+                return Ended::NoReceivers;
+            }
         }
     }
     Ended::Complete(total)
@@ -123,13 +154,17 @@ pub fn receiver_stream(mut rx: mpsc::Receiver<Chunk>) -> impl Stream<Item = Chun
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    fn source(chunks: usize, read: Arc<AtomicUsize>) -> impl Stream<Item = Result<Chunk, String>> {
+    fn source(
+        chunks: usize,
+        read: Arc<AtomicUsize>,
+    ) -> impl Stream<Item = Result<Vec<Piece>, String>> {
         futures::stream::iter(0..chunks).map(move |i| {
             read.fetch_add(1, Ordering::SeqCst);
-            Ok(Arc::from(vec![i as u8; 10]))
+            Ok(vec![Piece::all(Chunk::from(vec![i as u8; 10]), 3)])
         })
     }
 
@@ -183,11 +218,31 @@ mod tests {
     #[tokio::test]
     async fn a_failing_source_poisons_the_receivers() {
         let (txs, rxs) = channels(2);
-        let failing = futures::stream::iter(vec![Ok(Arc::from(&b"abc"[..])), Err("boom")]);
-        let fan = fan_out(failing, txs, Arc::from(&b"!"[..]));
+        let failing = futures::stream::iter(vec![
+            Ok(vec![Piece::all(Chunk::from_static(b"abc"), 2)]),
+            Err("boom"),
+        ]);
+        let fan = fan_out(failing, txs, Chunk::from_static(b"!"));
         let (ended, outputs) = tokio::join!(fan, join_all(rxs.into_iter().map(drain)));
         assert!(matches!(ended, Ended::SourceFailed("boom", 3)));
         assert!(outputs.iter().all(|o| o == b"abc!"));
+    }
+
+    #[tokio::test]
+    async fn pieces_go_only_where_they_are_for() {
+        let (txs, rxs) = channels(2);
+        let pieces = futures::stream::iter(vec![Ok::<_, ()>(vec![
+            Piece::all(Chunk::from_static(b"a"), 2),
+            Piece {
+                data: Chunk::from_static(b"b"),
+                to: vec![false, true],
+            },
+            Piece::all(Chunk::from_static(b"c"), 2),
+        ])]);
+        let fan = fan_out(pieces, txs, Chunk::default());
+        let (ended, outputs) = tokio::join!(fan, join_all(rxs.into_iter().map(drain)));
+        assert!(matches!(ended, Ended::Complete(3)));
+        assert_eq!(outputs, [b"ac".to_vec(), b"abc".to_vec()]);
     }
 
     #[tokio::test]

@@ -6,17 +6,22 @@
 //!    stopped or broken node fails only itself.
 //! 3. Decide per node: skip (the image is there under every name), tag (it is
 //!    there under another name), or import.
-//! 4. Stream: one engine export for each distinct set of images nodes need
-//!    (usually one for all), or one read of each archive, fanned out to the
-//!    nodes' `ctr images import -` through exec stdin. Nothing is written to
-//!    the host's disk.
-//! 5. After a failed import, remove the names it created or changed, so no
+//! 4. Send: one engine export for each distinct set of images nodes need
+//!    (usually one for all), converted while it streams into one upload per
+//!    node of only the blobs that node lacks ([`upload`]), imported by one
+//!    exec ([`node::LAYERS_SCRIPT`]). Archives, and nodes where a partial
+//!    import would not give the image a full one does, get the bytes whole
+//!    through `ctr images import -` on exec stdin. Nothing is written to the
+//!    host's disk.
+//! 5. Check that every blob the image needs is on the node afterwards; a
+//!    node missing one (deleted since the probe) is sent the export whole.
+//! 6. After a failed import, remove the names it created or changed, so no
 //!    half-imported image is left for the kubelet to trip over; the content
 //!    it wrote is held only by ctr's lease and goes with it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::future::join_all;
@@ -29,8 +34,10 @@ use crate::error::Result;
 use crate::plan::NodeRole;
 use crate::ui::Ui;
 
+use super::dockersave::Platform;
 use super::fanout::{self, Chunk, Ended};
 use super::node::{self, Action, NodeState};
+use super::upload::{self, Converter, ImageFacts, Plan, Sent};
 use super::{FailureKind, LoadError, Outcome, Report, Status, Wanted, archive, reference};
 
 /// Archives are read in chunks of this size.
@@ -65,7 +72,7 @@ struct Source {
 }
 
 enum Origin {
-    Engine,
+    Engine(ImageFacts),
     Archive(PathBuf),
 }
 
@@ -254,11 +261,15 @@ async fn resolve(
         sources.push(Source {
             order,
             label: name.clone(),
+            origin: Origin::Engine(ImageFacts {
+                id: details.id.clone(),
+                diff_ids: details.diff_ids,
+                platform: Platform::from_config(&details.os, &details.architecture),
+            }),
             images: vec![Wanted {
                 id: details.id,
                 refs,
             }],
-            origin: Origin::Engine,
             size: details.size,
         });
     }
@@ -365,7 +376,9 @@ fn transfers(sources: &[Source], actions: &[Vec<Action>]) -> Vec<Transfer> {
     let mut engine_groups: BTreeMap<Vec<usize>, Vec<usize>> = BTreeMap::new();
     for (t, needs) in actions.iter().enumerate() {
         let set: Vec<usize> = (0..sources.len())
-            .filter(|&s| needs[s] == Action::Import && matches!(sources[s].origin, Origin::Engine))
+            .filter(|&s| {
+                needs[s] == Action::Import && matches!(sources[s].origin, Origin::Engine(_))
+            })
             .collect();
         if !set.is_empty() {
             engine_groups.entry(set).or_default().push(t);
@@ -391,13 +404,13 @@ fn transfers(sources: &[Source], actions: &[Vec<Action>]) -> Vec<Transfer> {
     out
 }
 
-/// The bytes of a transfer, as one stream.
+/// The bytes of a transfer, as one stream of export (or archive) chunks.
 fn open_stream(engine: &Engine, sources: &[&Source]) -> BoxStream<'static, Result<Chunk, String>> {
     match &sources[0].origin {
         Origin::Archive(path) => {
             fanout::coalesce(read_file(path.clone()).boxed(), fanout::CHUNK_BYTES).boxed()
         }
-        Origin::Engine => {
+        Origin::Engine(_) => {
             let mut names: Vec<String> = sources
                 .iter()
                 .flat_map(|s| s.images.iter().flat_map(|i| i.refs.clone()))
@@ -412,6 +425,44 @@ fn open_stream(engine: &Engine, sources: &[&Source]) -> BoxStream<'static, Resul
     }
 }
 
+/// Test hook: digests every node is taken to hold, whatever its probe said,
+/// so a test can make skiff skip a blob a node lacks and check that the
+/// load still ends with a complete image. Comma-separated.
+const PRETEND_HELD_ENV: &str = "SKIFF_LOAD_PRETEND_HELD";
+
+/// How a node gets an engine export: only what it lacks when that gives
+/// the image a full import would; archives always go whole.
+fn plan_for(target: &Target, facts: &[ImageFacts], archive: bool) -> Plan {
+    let diff_ids: Vec<String> = facts.iter().flat_map(|f| f.diff_ids.clone()).collect();
+    if archive || facts.is_empty() || !target.state.layers_match_full_import(&diff_ids) {
+        return Plan::Whole;
+    }
+    let mut held = target.state.blobs.clone();
+    if let Ok(pretend) = std::env::var(PRETEND_HELD_ENV) {
+        held.extend(
+            pretend
+                .split(',')
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+        );
+    }
+    Plan::Layers(held)
+}
+
+/// How one node's part of a delivery ended.
+enum Delivered {
+    Imported {
+        out: ExecOutput,
+        sent: Sent,
+        /// Why it was sent whole after a layer-by-layer attempt.
+        note: Option<String>,
+    },
+    /// Layer by layer came up short (a blob it was trusted to hold is gone,
+    /// the upload broke): send it the whole export.
+    Retry(String, Sent),
+    Failed(Failure, Option<ExecOutput>),
+}
+
 /// Streams one transfer to its nodes and reports each (source, node) pair.
 async fn run_transfer(
     engine: &Engine,
@@ -422,63 +473,50 @@ async fn run_transfer(
 ) -> Vec<Entry> {
     let sources: Vec<&Source> = transfer.sources.iter().map(|&s| &all_sources[s]).collect();
     let targets: Vec<&Target> = transfer.targets.iter().map(|&t| &all_targets[t]).collect();
-    let label = sources
+    let facts: Vec<ImageFacts> = sources
         .iter()
-        .map(|s| s.label.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let estimate: u64 = sources.iter().map(|s| s.size).sum();
+        .filter_map(|s| match &s.origin {
+            Origin::Engine(facts) => Some(facts.clone()),
+            Origin::Archive(_) => None,
+        })
+        .collect();
+    let archive = matches!(sources[0].origin, Origin::Archive(_));
+    let plans: Vec<Plan> = targets
+        .iter()
+        .map(|t| plan_for(t, &facts, archive))
+        .collect();
 
-    let (senders, receivers) = fanout::channels(targets.len());
-    let imports = targets.iter().zip(receivers).map(|(target, rx)| {
-        let bar = ui.bytes_bar(&target.name, estimate);
-        bar.set_message(label.clone());
-        let label = &label;
-        async move {
-            let started = Instant::now();
-            let cmd = target.state.import_command();
-            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            let result = engine
-                .exec_streaming(&target.name, &cmd, fanout::receiver_stream(rx), |n| {
-                    bar.inc(n)
-                })
-                .await;
-            let sent = bar.position();
-            if matches!(&result, Ok(out) if out.success()) {
-                bar.set_length(sent);
-                bar.finish();
-            } else {
-                bar.abandon_with_message(format!("{label}: failed"));
+    let started = Instant::now();
+    let mut results = deliver(engine, ui, &sources, &targets, plans, facts.clone()).await;
+    let retry: Vec<usize> = (0..targets.len())
+        .filter(|&i| matches!(results[i], Delivered::Retry(..)))
+        .collect();
+    if !retry.is_empty() {
+        let again: Vec<&Target> = retry.iter().map(|&i| targets[i]).collect();
+        let whole = vec![Plan::Whole; again.len()];
+        let second = deliver(engine, ui, &sources, &again, whole, facts).await;
+        for (&i, result) in retry.iter().zip(second) {
+            let Delivered::Retry(reason, first) = std::mem::replace(&mut results[i], result) else {
+                unreachable!("only retries are retried");
+            };
+            match &mut results[i] {
+                Delivered::Imported { sent, note, .. } => {
+                    sent.bytes += first.bytes;
+                    *note = Some(reason);
+                }
+                Delivered::Failed((_, message), _) => {
+                    *message = format!("{message} (after: {reason})");
+                }
+                Delivered::Retry(..) => {}
             }
-            (result, sent, started.elapsed())
         }
-    });
-    let poison: Chunk = Arc::from(vec![0xff; POISON_LEN]);
-    let (ended, results) = tokio::join!(
-        fanout::fan_out(open_stream(engine, &sources), senders, poison),
-        join_all(imports)
-    );
-    let source_error = match ended {
-        Ended::SourceFailed(e, _) => Some(e),
-        Ended::Complete(_) | Ended::NoReceivers => None,
-    };
+    }
+    let elapsed = started.elapsed();
 
     let mut entries = Vec::new();
-    for (target, (result, sent, elapsed)) in targets.iter().zip(results) {
-        let verdict = match (&source_error, result) {
-            (Some(e), result) => Err((
-                (
-                    FailureKind::Import,
-                    format!("reading the images failed: {e}"),
-                ),
-                result.ok(),
-            )),
-            (None, Ok(out)) if out.success() => Ok(out),
-            (None, Ok(out)) => Err((import_failure(&out), Some(out))),
-            (None, Err(e)) => Err((exec_failure(e), None)),
-        };
-        match verdict {
-            Ok(out) => {
+    for (target, result) in targets.iter().zip(results) {
+        match result {
+            Delivered::Imported { out, sent, note } => {
                 for source in &sources {
                     let mut refs = all_refs(source);
                     if refs.is_empty() {
@@ -486,15 +524,27 @@ async fn run_transfer(
                         refs = node::unpacked_refs(&out.stdout);
                     }
                     let mut outcome = outcome(source, &target.name, Status::Loaded, refs);
-                    outcome.bytes = sent;
+                    outcome.bytes = sent.bytes;
+                    outcome.bytes_skipped = sent.skipped;
                     outcome.seconds = elapsed.as_secs_f64();
+                    outcome.note = note.clone();
                     entries.push(Entry {
                         key: (source.order, Some(target.order)),
                         outcome,
                     });
                 }
             }
-            Err(((kind, mut message), out)) => {
+            Delivered::Retry(reason, _) => {
+                for source in &sources {
+                    entries.push(failed(
+                        source,
+                        Some((target.order, &target.name)),
+                        FailureKind::Import,
+                        reason.clone(),
+                    ));
+                }
+            }
+            Delivered::Failed((kind, mut message), out) => {
                 let printed = out
                     .map(|o| node::unpacked_refs(&o.stdout))
                     .unwrap_or_default();
@@ -522,6 +572,219 @@ async fn run_transfer(
         }
     }
     entries
+}
+
+/// One read of the sources, converted for and sent to `targets` as `plans`
+/// say; then each node imports what it got.
+async fn deliver(
+    engine: &Engine,
+    ui: &Ui,
+    sources: &[&Source],
+    targets: &[&Target],
+    plans: Vec<Plan>,
+    facts: Vec<ImageFacts>,
+) -> Vec<Delivered> {
+    let label = sources
+        .iter()
+        .map(|s| s.label.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let estimate: u64 = sources.iter().map(|s| s.size).sum();
+    let staging = staging_name();
+    let bars: Vec<indicatif::ProgressBar> = targets
+        .iter()
+        .map(|t| {
+            let bar = ui.bytes_bar(&t.name, estimate);
+            bar.set_message(label.clone());
+            bar
+        })
+        .collect();
+
+    let converter = Arc::new(Mutex::new(Converter::new(plans.clone(), facts, &staging)));
+    let pieces = {
+        let (converter, tail, bars, label) = (
+            converter.clone(),
+            converter.clone(),
+            bars.clone(),
+            label.clone(),
+        );
+        open_stream(engine, sources)
+            .map(move |chunk| {
+                let mut converter = converter.lock().expect("converter lock");
+                let pieces = converter.push(chunk?)?;
+                for (bar, sent) in bars.iter().zip(converter.sent()) {
+                    if sent.skipped > 0 {
+                        bar.set_message(format!(
+                            "{label} ({} already there)",
+                            super::human_bytes(sent.skipped)
+                        ));
+                    }
+                }
+                Ok(pieces)
+            })
+            .chain(futures::stream::once(async move {
+                tail.lock().expect("converter lock").finish()
+            }))
+    };
+
+    let (senders, receivers) = fanout::channels(targets.len());
+    let sends =
+        targets
+            .iter()
+            .zip(receivers)
+            .zip(&plans)
+            .zip(&bars)
+            .map(|(((target, rx), plan), bar)| {
+                let bar = bar.clone();
+                async move {
+                    match plan {
+                        Plan::Whole => {
+                            let cmd = target.state.import_command();
+                            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                            let stream = fanout::receiver_stream(rx);
+                            Sending::Whole(
+                                engine
+                                    .exec_streaming(&target.name, &cmd, stream, |n| bar.inc(n))
+                                    .await,
+                            )
+                        }
+                        Plan::Layers(_) => {
+                            let stream = fanout::receiver_stream(rx).map(move |chunk| {
+                                bar.inc(chunk.len() as u64);
+                                chunk
+                            });
+                            let dir = target.state.content_dir();
+                            Sending::Layers(engine.upload_archive(&target.name, &dir, stream).await)
+                        }
+                    }
+                }
+            });
+    let poison: Chunk = Chunk::from(vec![0xff; POISON_LEN]);
+    let (ended, sendings) = tokio::join!(fanout::fan_out(pieces, senders, poison), join_all(sends));
+    let source_error = match ended {
+        Ended::SourceFailed(e, _) => Some(e),
+        Ended::Complete(_) | Ended::NoReceivers => None,
+    };
+    let sent: Vec<Sent> = converter.lock().expect("converter lock").sent().to_vec();
+
+    let imports = targets
+        .iter()
+        .zip(sendings)
+        .zip(sent)
+        .map(|((target, sending), sent)| {
+            let (staging, source_error) = (&staging, &source_error);
+            async move {
+                let read_failed = |e: &String| {
+                    (
+                        FailureKind::Import,
+                        format!("reading the images failed: {e}"),
+                    )
+                };
+                match sending {
+                    Sending::Whole(result) => match (source_error, result) {
+                        (Some(e), result) => Delivered::Failed(read_failed(e), result.ok()),
+                        (None, Ok(out)) if out.success() => Delivered::Imported {
+                            out,
+                            sent,
+                            note: None,
+                        },
+                        (None, Ok(out)) => Delivered::Failed(import_failure(&out), Some(out)),
+                        (None, Err(e)) => Delivered::Failed(exec_failure(e), None),
+                    },
+                    Sending::Layers(uploaded) => {
+                        if let Some(e) = source_error {
+                            remove_staging(engine, target, staging).await;
+                            return Delivered::Failed(read_failed(e), None);
+                        }
+                        if let Err(e) = uploaded {
+                            remove_staging(engine, target, staging).await;
+                            if e.is_conflict() || e.is_not_found() {
+                                return Delivered::Failed(exec_failure(e), None);
+                            }
+                            return Delivered::Retry(format!("the upload failed: {e}"), sent);
+                        }
+                        import_layers(engine, target, staging, sent).await
+                    }
+                }
+            }
+        });
+    let delivered = join_all(imports).await;
+    for (bar, result) in bars.iter().zip(&delivered) {
+        match result {
+            Delivered::Imported { .. } => {
+                bar.set_length(bar.position());
+                bar.finish();
+            }
+            Delivered::Retry(..) => bar.abandon_with_message(format!("{label}: sending it whole")),
+            Delivered::Failed(..) => bar.abandon_with_message(format!("{label}: failed")),
+        }
+    }
+    delivered
+}
+
+/// How a node's bytes were sent.
+enum Sending {
+    /// Streamed to `ctr images import -`, which has run.
+    Whole(Result<ExecOutput, EngineError>),
+    /// Uploaded into the staging directory; the import is still to run.
+    Layers(Result<(), EngineError>),
+}
+
+/// Runs [`node::LAYERS_SCRIPT`] on a staged upload and checks the result.
+async fn import_layers(engine: &Engine, target: &Target, staging: &str, sent: Sent) -> Delivered {
+    let cmd = target.state.layers_command(staging, &sent.direct);
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = match engine.exec(&target.name, &cmd).await {
+        Ok(out) => out,
+        Err(e) => return Delivered::Failed(exec_failure(e), None),
+    };
+    let held = node::checked_blobs(&out.stdout);
+    let missing = held
+        .as_ref()
+        .map(|held| upload::missing(&sent.needs, held))
+        .unwrap_or_default();
+    if let Some(first) = missing.first() {
+        let reason = format!(
+            "{first} was missing after the layer-by-layer import{}",
+            if missing.len() > 1 {
+                format!(" (and {} more)", missing.len() - 1)
+            } else {
+                String::new()
+            }
+        );
+        return Delivered::Retry(reason, sent);
+    }
+    match out.exit_code {
+        0 if held.is_some() => Delivered::Imported {
+            out,
+            sent,
+            note: None,
+        },
+        // Staging was incomplete or a blob could not be registered.
+        20 | 21 => Delivered::Retry(out.tail(1), sent),
+        _ => Delivered::Failed(import_failure(&out), Some(out)),
+    }
+}
+
+/// Removes an upload's staging directory (after a failure; the script
+/// removes it itself otherwise). Best effort: a leftover is only disk space.
+async fn remove_staging(engine: &Engine, target: &Target, staging: &str) {
+    let path = format!("{}/{staging}", target.state.content_dir());
+    let _ = engine.exec(&target.name, &["rm", "-rf", &path]).await;
+}
+
+/// A staging directory name no other load (of this or another process) uses.
+fn staging_name() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "skiff-staging-{}-{nanos:x}-{}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Removes the names in `candidates` that a failed import created or moved
@@ -595,8 +858,10 @@ fn outcome(source: &Source, node: &str, status: Status, refs: Vec<String>) -> Ou
         status,
         refs,
         bytes: 0,
+        bytes_skipped: 0,
         seconds: 0.0,
         error: None,
+        note: None,
         kind: None,
     }
 }
@@ -615,8 +880,10 @@ fn failed(
             status: Status::Failed,
             refs: Vec::new(),
             bytes: 0,
+            bytes_skipped: 0,
             seconds: 0.0,
             error: Some(message),
+            note: None,
             kind: Some(kind),
         },
     }
@@ -631,8 +898,10 @@ fn image_failure(order: usize, label: &str, kind: FailureKind, message: &str) ->
             status: Status::Failed,
             refs: Vec::new(),
             bytes: 0,
+            bytes_skipped: 0,
             seconds: 0.0,
             error: Some(message.to_string()),
+            note: None,
             kind: Some(kind),
         },
     }
@@ -746,9 +1015,16 @@ mod tests {
 
     #[test]
     fn engine_images_share_exports_per_node_set_and_archives_stream_alone() {
+        let engine = || {
+            Origin::Engine(ImageFacts {
+                id: String::new(),
+                diff_ids: Vec::new(),
+                platform: Platform::from_config("linux", "amd64"),
+            })
+        };
         let sources = vec![
-            source(Origin::Engine),
-            source(Origin::Engine),
+            source(engine()),
+            source(engine()),
             source(Origin::Archive(PathBuf::from("a.tar"))),
         ];
         use Action::{Import as I, Skip as S};

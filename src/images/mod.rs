@@ -2,6 +2,10 @@
 //!
 //! - [`load`]: the command: resolve, probe the nodes, skip or tag what is
 //!   there, stream the rest, clean up after failures;
+//! - [`upload`]: the export converted, per node, into an upload of only the
+//!   blobs the node lacks;
+//! - [`dockersave`]: the `docker save` format and what ctr makes of it;
+//! - [`tarstream`]: tar read from chunks as they arrive, and tar headers;
 //! - [`fanout`]: one export stream copied to many nodes with backpressure;
 //! - [`node`]: what a node holds, parsed from one `ctr` probe;
 //! - [`archive`]: recognising `docker save` and OCI layout tarballs;
@@ -11,10 +15,13 @@
 //! does not stop the rest, and the report says what happened everywhere.
 
 pub mod archive;
+pub mod dockersave;
 pub mod fanout;
 pub mod load;
 pub mod node;
 pub mod reference;
+pub mod tarstream;
+pub mod upload;
 
 use serde::Serialize;
 
@@ -103,8 +110,13 @@ pub struct Outcome {
     pub refs: Vec<String>,
     /// Bytes streamed to the node (shared by the images of one export).
     pub bytes: u64,
+    /// Bytes of layers not sent because the node already held them.
+    pub bytes_skipped: u64,
     pub seconds: f64,
     pub error: Option<String>,
+    /// Something worth knowing about a success (why it was sent whole).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     #[serde(skip)]
     pub kind: Option<FailureKind>,
 }
@@ -189,6 +201,18 @@ impl Report {
             .iter()
             .map(|o| {
                 let result = match o.status {
+                    Status::Loaded if o.note.is_some() => format!(
+                        "loaded {} in {:.2}s (sent whole: {})",
+                        human_bytes(o.bytes),
+                        o.seconds,
+                        o.note.as_deref().unwrap_or_default()
+                    ),
+                    Status::Loaded if o.bytes_skipped > 0 => format!(
+                        "loaded {} in {:.2}s ({} already there)",
+                        human_bytes(o.bytes),
+                        o.seconds,
+                        human_bytes(o.bytes_skipped)
+                    ),
                     Status::Loaded => {
                         format!("loaded {} in {:.2}s", human_bytes(o.bytes), o.seconds)
                     }
@@ -250,17 +274,22 @@ mod tests {
             status,
             refs: vec!["docker.io/library/app:1".into()],
             bytes: 3 << 20,
+            bytes_skipped: 0,
             seconds: 1.5,
             error: error.map(str::to_string),
+            note: None,
             kind: error.map(|_| FailureKind::NodeNotRunning),
         }
     }
 
     #[test]
     fn reports_render_one_line_per_image_and_node() {
+        let mut partial = outcome("app:1", Some("dev-worker4"), Status::Loaded, None);
+        partial.bytes_skipped = 150 << 20;
         let report = Report {
             cluster: "dev".into(),
             outcomes: vec![
+                partial,
                 outcome("app:1", Some("dev-control-plane"), Status::Loaded, None),
                 outcome("app:1", Some("dev-worker"), Status::Present, None),
                 outcome("app:1", Some("dev-worker2"), Status::Tagged, None),
@@ -282,11 +311,15 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("tagged app:1"), "{text}");
+        assert!(
+            text.contains("loaded 3.0 MiB in 1.50s (150.0 MiB already there)"),
+            "{text}"
+        );
         assert!(text.contains("failed: node is not running"), "{text}");
         let err = report.into_result().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "1 of 4 loads failed:\n  app:1 on dev-worker3: node is not running"
+            "1 of 5 loads failed:\n  app:1 on dev-worker3: node is not running"
         );
         assert!(err.hint().unwrap().contains("skiff start"));
     }

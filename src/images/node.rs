@@ -13,8 +13,12 @@
 //! (`containerd.io/gc.ref.content.m.N`), which `ctr content ls` prints.
 //! Matching either digest is reliable in both directions, unlike names or
 //! sizes, and needs no tool (jq, crictl) the node image may lack.
+//!
+//! The content list also says which blobs the node holds, so a load sends
+//! only the missing ones ([`super::upload`]), and [`LAYERS_SCRIPT`] imports
+//! what was sent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::Wanted;
 
@@ -40,6 +44,57 @@ rm -rf "$t"
 [ $rv = 0 ] || exit 10
 [ $ri = 0 ] || exit 11
 [ $rs = 0 ] || exit 12"#;
+
+/// containerd's default root directory.
+const DEFAULT_ROOT: &str = "/var/lib/containerd";
+
+/// Separates the import's output from the content list printed after it.
+pub const CHECK_SEPARATOR: &str = "@@skiff-check@@";
+
+/// Imports an upload of [`super::upload`], staged in `$1/$2`: `$3…` up to
+/// `--` are ctr's import flags, then `digest size path` for each direct blob.
+///
+/// Each direct blob is checked for its full size, moved into the content
+/// store under its digest (same filesystem: a rename) and registered with
+/// `ctr content ingest`, which finds the file there and commits it without
+/// reading it (containerd's default "shared" content policy; with "isolated"
+/// it copies the file instead, also correct). So the blob is written once,
+/// without the fsync and the two hashes `ctr images import` spends on it;
+/// the unpack that follows still checks it against the layer's diff ID.
+/// Then the layout (small blobs, manifests, index) is imported with
+/// unpacking, and the content list printed, so skiff can check that every
+/// blob the image needs is there, including the ones it did not send.
+/// The staging directory is removed in every case.
+pub const LAYERS_SCRIPT: &str = r#"c=$1 s=$1/$2; shift 2
+flags=
+while [ "$1" != -- ]; do flags="$flags $1"; shift; done; shift
+fail() { rm -rf "$s"; echo "skiff: $1" >&2; exit "$2"; }
+mkdir -p "$c/blobs/sha256" || fail "cannot write to $c" 20
+while [ $# -ge 3 ]; do
+  d=$1 z=$2 f=$s/$3; shift 3
+  [ "$(stat -c %s "$f" 2>/dev/null)" = "$z" ] || fail "$d arrived incomplete" 20
+  b=$c/blobs/sha256/${d#sha256:}
+  mv -f "$f" "$b" || fail "cannot move $d into the content store" 20
+  ctr -n k8s.io content ingest --expected-size "$z" --expected-digest "$d" "skiff-${d#sha256:}" <"$b" >/dev/null || fail "cannot register $d" 21
+done
+tar -C "$s/layout" -cf - . | ctr -n k8s.io images import $flags -
+rc=$?
+rm -rf "$s"
+echo @@skiff-check@@
+ctr -n k8s.io content ls -q
+exit $rc"#;
+
+/// The blobs listed after [`CHECK_SEPARATOR`] in the output of [`LAYERS_SCRIPT`].
+pub fn checked_blobs(stdout: &str) -> Option<HashSet<String>> {
+    let (_, list) = stdout.split_once(CHECK_SEPARATOR)?;
+    Some(
+        list.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("sha256:"))
+            .map(str::to_string)
+            .collect(),
+    )
+}
 
 /// What one node needs for one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +133,13 @@ pub struct NodeState {
     /// Blob digest → the config digests it leads to (a manifest: its config;
     /// an index: the configs of its manifests).
     configs: HashMap<String, Vec<String>>,
+    /// Every blob in the namespace's content store.
+    pub blobs: HashSet<String>,
+    /// Uncompressed digest → a compressed blob of it (pulled layers carry a
+    /// `containerd.io/uncompressed` label naming their diff ID).
+    pub compressed: HashMap<String, String>,
+    /// containerd's root directory (`root` in its config).
+    pub root: String,
 }
 
 impl NodeState {
@@ -85,14 +147,66 @@ impl NodeState {
     pub fn parse(output: &str) -> NodeState {
         let sections: Vec<&str> = output.split(SEPARATOR).collect();
         let section = |i: usize| sections.get(i).copied().unwrap_or("");
-        let mut state = NodeState {
+        let content = parse_content(section(3));
+        NodeState {
             ctr: section(0).lines().find_map(CtrVersion::parse),
             snapshotter: parse_snapshotter(section(1)),
+            root: parse_root(section(1)).unwrap_or_else(|| DEFAULT_ROOT.to_string()),
             refs: parse_images(section(2)),
-            ..Default::default()
-        };
-        state.configs = parse_content(section(3));
-        state
+            configs: content.configs,
+            blobs: content.blobs,
+            compressed: content.compressed,
+        }
+    }
+
+    /// The content store's directory, where staged blobs are moved to.
+    pub fn content_dir(&self) -> String {
+        format!(
+            "{}/io.containerd.content.v1.content",
+            self.root.trim_end_matches('/')
+        )
+    }
+
+    /// Whether a layer-by-layer load gives the same image as a full import.
+    /// ctr's import of a docker save archive refers to a compressed copy of
+    /// a layer when the node has one (a pulled base image), instead of the
+    /// uncompressed layer, so such a node gets the whole export and ctr
+    /// decides, as it always did.
+    pub fn layers_match_full_import(&self, diff_ids: &[String]) -> bool {
+        diff_ids.iter().all(|d| !self.compressed.contains_key(d))
+    }
+
+    /// The flags of every `ctr images import` skiff runs on this node.
+    fn import_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if self.ctr.is_some_and(|v| v >= CtrVersion(1, 7)) {
+            flags.push("--local".into());
+        }
+        if let Some(snapshotter) = &self.snapshotter {
+            // Unpack where the CRI plugin will look, not into ctr's default.
+            flags.push(format!("--snapshotter={snapshotter}"));
+        }
+        flags
+    }
+
+    /// The command running [`LAYERS_SCRIPT`] for an upload staged in
+    /// `staging` (a directory in [`NodeState::content_dir`]) with these
+    /// `(digest, size, staged path)` direct blobs.
+    pub fn layers_command(&self, staging: &str, direct: &[(String, u64, String)]) -> Vec<String> {
+        let mut cmd: Vec<String> = vec![
+            "sh".into(),
+            "-c".into(),
+            LAYERS_SCRIPT.into(),
+            "sh".into(),
+            self.content_dir(),
+            staging.into(),
+        ];
+        cmd.extend(self.import_flags());
+        cmd.push("--".into());
+        for (digest, size, path) in direct {
+            cmd.extend([digest.clone(), size.to_string(), path.clone()]);
+        }
+        cmd
     }
 
     /// Whether the image a ref points to (by target digest) is `id`.
@@ -166,13 +280,7 @@ impl NodeState {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        if self.ctr.is_some_and(|v| v >= CtrVersion(1, 7)) {
-            cmd.push("--local".into());
-        }
-        if let Some(snapshotter) = &self.snapshotter {
-            // Unpack where the CRI plugin will look, not into ctr's default.
-            cmd.push(format!("--snapshotter={snapshotter}"));
-        }
+        cmd.extend(self.import_flags());
         cmd.push("-".into());
         cmd
     }
@@ -195,16 +303,27 @@ pub fn parse_images(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// What the content list says.
+#[derive(Default)]
+struct Content {
+    configs: HashMap<String, Vec<String>>,
+    blobs: HashSet<String>,
+    compressed: HashMap<String, String>,
+}
+
 /// `ctr content ls`: `DIGEST SIZE AGE LABELS`, where AGE has spaces
 /// ("2 hours") but LABELS (comma-separated `key=value`) has none.
-fn parse_content(text: &str) -> HashMap<String, Vec<String>> {
+fn parse_content(text: &str) -> Content {
     let mut config_of: HashMap<String, String> = HashMap::new();
     let mut children: HashMap<String, Vec<String>> = HashMap::new();
+    let mut blobs = HashSet::new();
+    let mut compressed = HashMap::new();
     for line in text.lines() {
         let mut cols = line.split_whitespace();
         let Some(digest) = cols.next().filter(|d| d.starts_with("sha256:")) else {
             continue;
         };
+        blobs.insert(digest.to_string());
         let Some(labels) = cols.last().filter(|l| l.contains('=')) else {
             continue;
         };
@@ -212,7 +331,9 @@ fn parse_content(text: &str) -> HashMap<String, Vec<String>> {
             let Some((key, value)) = label.split_once('=') else {
                 continue;
             };
-            if key == "containerd.io/gc.ref.content.config" {
+            if key == "containerd.io/uncompressed" && value != digest {
+                compressed.insert(value.to_string(), digest.to_string());
+            } else if key == "containerd.io/gc.ref.content.config" {
                 config_of.insert(digest.to_string(), value.to_string());
             } else if key.starts_with("containerd.io/gc.ref.content.m.") {
                 children
@@ -233,7 +354,28 @@ fn parse_content(text: &str) -> HashMap<String, Vec<String>> {
             .collect();
         configs.insert(index, found);
     }
-    configs
+    Content {
+        configs,
+        blobs,
+        compressed,
+    }
+}
+
+/// containerd's `root` from its config: a top-level key, before any section.
+fn parse_root(config: &str) -> Option<String> {
+    config
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .find(|(key, _)| key.trim() == "root")
+        .map(|(_, value)| {
+            value
+                .trim()
+                .trim_matches(|c| c == '"' || c == '\'')
+                .to_string()
+        })
+        .filter(|v| !v.is_empty())
 }
 
 /// The CRI plugin's snapshotter from `containerd config dump`: config v2
@@ -287,6 +429,7 @@ mod tests {
             "ctr github.com/containerd/containerd 1.6.20~ds1
 @@skiff-probe@@
 version = 2
+root = \"/data/containerd\"
 [plugins]
   [plugins.\"io.containerd.grpc.v1.cri\".containerd]
       default_runtime_name = \"runc\"
@@ -302,6 +445,7 @@ docker.io/library/multi:1                application/vnd.oci.image.index.v1+json
 DIGEST\t\t\tSIZE\tAGE\t\tLABELS
 {MANIFEST}\t422B\tLess than a second\tcontainerd.io/gc.ref.content.l.0=sha256:8716,containerd.io/gc.ref.content.config={ID}
 {ID}\t902B\t2 hours\tcontainerd.io/gc.ref.snapshot.overlayfs=sha256:8716
+{OTHER}\t2MB\t2 hours\tcontainerd.io/uncompressed=sha256:3333
 {INDEX}\t300B\t2 hours\tcontainerd.io/gc.ref.content.m.0={MANIFEST},containerd.io/gc.ref.content.m.1={OTHER}
 "
         )
@@ -314,6 +458,38 @@ DIGEST\t\t\tSIZE\tAGE\t\tLABELS
         assert_eq!(state.snapshotter.as_deref(), Some("overlayfs"));
         assert_eq!(state.refs.len(), 3);
         assert_eq!(state.refs["docker.io/library/tiny:latest"], MANIFEST);
+        assert_eq!(
+            state.content_dir(),
+            "/data/containerd/io.containerd.content.v1.content"
+        );
+        assert!(state.blobs.contains(MANIFEST) && state.blobs.contains(INDEX));
+        assert_eq!(state.blobs.len(), 4);
+        assert_eq!(state.compressed["sha256:3333"], OTHER);
+        assert!(!state.layers_match_full_import(&["sha256:3333".into()]));
+        assert!(state.layers_match_full_import(&[ID.into()]));
+        assert_eq!(NodeState::parse("").root, "/var/lib/containerd");
+    }
+
+    #[test]
+    fn the_layers_script_gets_flags_and_blobs_and_reports_content() {
+        let state = NodeState::parse(&probe_output());
+        let cmd = state.layers_command("skiff-1", &[("sha256:aa".into(), 5, "direct/1".into())]);
+        assert_eq!(
+            cmd[4..],
+            [
+                "/data/containerd/io.containerd.content.v1.content",
+                "skiff-1",
+                "--snapshotter=overlayfs",
+                "--",
+                "sha256:aa",
+                "5",
+                "direct/1"
+            ]
+        );
+        let out = "unpacking x...done\n@@skiff-check@@\nsha256:aa\nsha256:bb\n";
+        let held = checked_blobs(out).unwrap();
+        assert!(held.contains("sha256:aa") && held.contains("sha256:bb"));
+        assert!(checked_blobs("ctr: failed").is_none());
     }
 
     #[test]
