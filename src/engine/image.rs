@@ -124,7 +124,6 @@ impl Engine {
     /// removed. Used to learn a node image's Kubernetes version.
     pub async fn read_image_file(&self, image: &str, path: &str) -> Result<String, EngineError> {
         use bollard::models::ContainerCreateBody;
-        use bollard::query_parameters::DownloadFromContainerOptionsBuilder;
 
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
@@ -145,28 +144,34 @@ impl Engine {
                 .unwrap_or_default()
         );
         self.create_container(&name, body).await?;
+        let read = self.read_container_file(&name, path).await;
+        self.remove_container(&name).await?;
+        read
+    }
+
+    /// Reads one small file out of a container through the engine's archive
+    /// API, so the container needs no tool (`cat`) of its own: load
+    /// balancer images have none.
+    pub async fn read_container_file(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<String, EngineError> {
+        use bollard::query_parameters::DownloadFromContainerOptionsBuilder;
+
         let options = DownloadFromContainerOptionsBuilder::default()
             .path(path)
             .build();
-        let mut stream = self.docker().download_from_container(&name, Some(options));
+        let mut stream = self
+            .docker()
+            .download_from_container(container, Some(options));
         let mut archive = Vec::new();
-        let mut failure = None;
         while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => archive.extend_from_slice(&bytes),
-                Err(e) => {
-                    failure = Some(self.wrap(format!("read {path} from image {image}"), e));
-                    break;
-                }
-            }
+            let bytes = chunk.map_err(|e| self.wrap(format!("read {path} from {container}"), e))?;
+            archive.extend_from_slice(&bytes);
         }
-        self.remove_container(&name).await?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        first_file_in_tar(&archive).ok_or_else(|| {
-            EngineError::Io(format!("{path} in image {image} is not a readable file"))
-        })
+        first_file_in_tar(&archive)
+            .ok_or_else(|| EngineError::Io(format!("{path} in {container} is not a readable file")))
     }
 }
 

@@ -129,11 +129,17 @@ pub fn items_for(role: NodeRole) -> Vec<Item> {
             ),
             item("images.txt", &["ctr", "-n", "k8s.io", "images", "ls"]),
         ],
-        NodeRole::LoadBalancer => vec![item(
-            "config/haproxy.cfg",
-            &["cat", crate::bootstrap::HAPROXY_CONFIG],
-        )],
-        NodeRole::Registry => vec![],
+        // Load balancer images have no tools to exec: see `copied_files`.
+        NodeRole::LoadBalancer | NodeRole::Registry => vec![],
+    }
+}
+
+/// Files copied out of a container of `role` through the archive API, as
+/// (export file, path in the container). Pure.
+pub fn copied_files(role: NodeRole) -> &'static [(&'static str, &'static str)] {
+    match role {
+        NodeRole::LoadBalancer => &[("config/haproxy.cfg", crate::bootstrap::HAPROXY_CONFIG)],
+        _ => &[],
     }
 }
 
@@ -286,6 +292,12 @@ async fn collect_node(
             node.state
         ));
         return (files, problems);
+    }
+    for (file, path) in copied_files(node.role) {
+        note(match engine.read_container_file(&node.name, path).await {
+            Ok(text) => out.write(&format!("{dir}/{file}"), text.as_bytes()),
+            Err(e) => Err(format!("{file}: {e}")),
+        });
     }
     let mut items = items_for(node.role);
     if matches!(node.role, NodeRole::ControlPlane | NodeRole::Worker) {
@@ -558,9 +570,14 @@ mod tests {
         ] {
             assert!(files.contains(&f.to_string()), "{f}");
         }
-        let lb = items_for(NodeRole::LoadBalancer);
-        assert_eq!(lb[0].cmd, ["cat", crate::bootstrap::HAPROXY_CONFIG]);
+        // The shell-less load balancer is never exec'd into.
+        assert!(items_for(NodeRole::LoadBalancer).is_empty());
+        assert_eq!(
+            copied_files(NodeRole::LoadBalancer),
+            [("config/haproxy.cfg", crate::bootstrap::HAPROXY_CONFIG)]
+        );
         assert!(items_for(NodeRole::Registry).is_empty());
+        assert!(copied_files(NodeRole::Worker).is_empty());
     }
 
     #[test]
