@@ -495,7 +495,7 @@ fn apply_phases_and_delete_order_are_safe() {
 #[test]
 fn templates_cannot_claim_kubernetes_namespaces() {
     let meta: catalogue::Metadata =
-        serde_norway::from_str("description: x\ndocs: https://x\ndefault: false\nversion: v1\nimages: {}\nneeds: []\nvalues: []\n").unwrap();
+        serde_norway::from_str("description: x\ndocs: https://x\ndefault: false\nversion: v1\nminKubernetes: v1.20\nimages: {}\nneeds: []\nvalues: []\n").unwrap();
     static TEMPLATES: &[(&str, &str)] = &[(
         "ns.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kube-system\n",

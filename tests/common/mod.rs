@@ -171,10 +171,22 @@ pub fn image_with_files(tag: &str, files: &[(&str, &str)]) -> String {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let src = format!("{}/.", dir.path().display());
-    docker_out(&["cp", &src, &format!("{container}:/")]);
-    let committed = docker(&["commit", &container, &reference]);
+    // Remove the helper container whatever happened, then judge.
+    let copied = docker(&["cp", &src, &format!("{container}:/")]);
+    let committed = copied
+        .status
+        .success()
+        .then(|| docker(&["commit", &container, &reference]));
     let _ = docker(&["rm", "-f", &container]);
-    assert!(committed.status.success());
+    assert!(
+        copied.status.success(),
+        "docker cp: {}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    assert!(
+        committed.is_some_and(|c| c.status.success()),
+        "docker commit"
+    );
     reference
 }
 
