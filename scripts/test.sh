@@ -28,6 +28,20 @@ if [[ -z "${SKIFF_TEST_OWNS_DOCKER:-}" ]] && ! docker info >/dev/null 2>&1; then
 fi
 scripts/ensure-docker.sh
 
+# tests/ssh_endpoint.rs runs a private sshd on a loopback port. Install it
+# without letting the package start a system-wide sshd on port 22.
+if [[ ! -x /usr/sbin/sshd && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+	log "installing openssh-server (for tests/ssh_endpoint.rs)"
+	policy=/usr/sbin/policy-rc.d
+	own_policy=
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+	fi
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server; } >&2 ||
+		log "could not install openssh-server: tests/ssh_endpoint.rs will fail"
+	if [[ -n $own_policy ]]; then rm -f "$policy"; fi
+fi
+
 if [[ -z "${SKIFF_TEST_IMAGE:-}" ]]; then
 	SKIFF_TEST_IMAGE="$(scripts/build-test-node-image.sh | tail -n 1)"
 fi

@@ -11,9 +11,11 @@ mod exec;
 mod image;
 pub mod info;
 mod session;
+mod ssh;
 mod transfer;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -47,6 +49,12 @@ const REQUEST_TIMEOUT_SECS: u64 = 600;
 pub enum EngineError {
     #[error("Cannot reach Docker at {endpoint}: {reason}")]
     Unreachable { endpoint: String, reason: String },
+    #[error("Cannot reach Docker at {endpoint} over ssh: {reason}")]
+    SshFailed {
+        endpoint: String,
+        reason: String,
+        check: String,
+    },
     #[error("Permission denied on the Docker socket {endpoint}")]
     PermissionDenied { endpoint: String },
     #[error(
@@ -88,6 +96,11 @@ impl EngineError {
                  `colima start`), or point DOCKER_HOST / --engine-host at a running engine"
                     .into(),
             ),
+            EngineError::SshFailed { check, .. } => Some(format!(
+                "skiff runs `docker system dial-stdio` over ssh, as the docker CLI does: check \
+                 that `{check}` works from this shell (keys or agent, known_hosts, docker on \
+                 the remote PATH)"
+            )),
             EngineError::PermissionDenied { .. } => Some(
                 "add your user to the docker group (`sudo usermod -aG docker $USER`, then log in \
                  again), or use a rootless engine via DOCKER_HOST"
@@ -138,6 +151,8 @@ pub struct Engine {
     docker: Docker,
     endpoint: Endpoint,
     api_version: String,
+    /// Keeps an `ssh://` endpoint's tunnel alive as long as any clone lives.
+    _tunnel: Option<Arc<ssh::Tunnel>>,
 }
 
 impl Engine {
@@ -150,13 +165,23 @@ impl Engine {
 
     pub async fn connect_to(endpoint: Endpoint) -> Result<Engine, EngineError> {
         let host = endpoint.host.clone();
-        let docker = connect_host(&endpoint)?;
+        let (docker, tunnel) = connect_host(&endpoint)?;
         // bollard starts at its newest API version; Docker 20.10 refuses that
         // with "client version is too new", so always negotiate down first.
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| classify_connect(&host, e))?;
+        let docker = match (docker.negotiate_version().await, &tunnel) {
+            (Ok(docker), _) => docker,
+            (Err(e), Some((tunnel, target))) => {
+                return Err(EngineError::SshFailed {
+                    endpoint: host,
+                    reason: match tunnel.last_error().await {
+                        m if m.is_empty() => e.to_string(),
+                        m => m,
+                    },
+                    check: target.check_command(),
+                });
+            }
+            (Err(e), None) => return Err(classify_connect(&host, e)),
+        };
         let version = docker.client_version();
         let (major, minor) = (version.major_version, version.minor_version);
         if (major, minor) < MIN_API {
@@ -170,6 +195,7 @@ impl Engine {
             docker,
             endpoint,
             api_version: format!("{major}.{minor}"),
+            _tunnel: tunnel.map(|(tunnel, _)| tunnel),
         })
     }
 
@@ -548,7 +574,10 @@ impl Engine {
     }
 }
 
-fn connect_host(endpoint: &Endpoint) -> Result<Docker, EngineError> {
+/// An `ssh://` endpoint's tunnel and target, kept for error messages.
+type SshLink = (Arc<ssh::Tunnel>, ssh::SshTarget);
+
+fn connect_host(endpoint: &Endpoint) -> Result<(Docker, Option<SshLink>), EngineError> {
     let host = endpoint.host.as_str();
     let transport = endpoint.transport().map_err(EngineError::BadEndpoint)?;
     let version = bollard::API_DEFAULT_VERSION;
@@ -575,9 +604,19 @@ fn connect_host(endpoint: &Endpoint) -> Result<Docker, EngineError> {
                 version,
             )
         }
-        Transport::Ssh => Docker::connect_with_ssh(host, REQUEST_TIMEOUT_SECS, version, None),
+        Transport::Ssh => {
+            let target = ssh::SshTarget::parse(host).map_err(EngineError::BadEndpoint)?;
+            let tunnel = ssh::Tunnel::start(&target)
+                .map_err(|e| EngineError::Io(format!("start the ssh tunnel for {host}: {e}")))?;
+            let docker =
+                Docker::connect_with_unix(&tunnel.socket_url(), REQUEST_TIMEOUT_SECS, version)
+                    .map_err(|e| classify_connect(host, e))?;
+            return Ok((docker, Some((Arc::new(tunnel), target))));
+        }
     };
-    result.map_err(|e| classify_connect(host, e))
+    result
+        .map(|docker| (docker, None))
+        .map_err(|e| classify_connect(host, e))
 }
 
 /// The first `io::Error` in an error's source chain, if any.
