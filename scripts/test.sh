@@ -53,7 +53,8 @@ log "SKIFF_TEST_IMAGE=$SKIFF_TEST_IMAGE"
 log "SKIFF_TEST_LB_IMAGE=$SKIFF_TEST_LB_IMAGE"
 
 # Real Kubernetes (tests/real_k8s.rs): built offline from Debian's source
-# package, about 40 minutes cold on two cores, seconds once cached. Set
+# package, about 20 minutes cold on two cores (the real node image adds about
+# 15 more; docs/benchmarks.md), seconds once cached. Set
 # SKIFF_SKIP_REAL=1 for a quick local run without it (CI never does).
 if [[ "${SKIFF_SKIP_REAL:-}" != 1 && -z "${SKIFF_REAL_IMAGE:-}" ]]; then
 	real_out="$(scripts/build-real-node-image.sh)"
